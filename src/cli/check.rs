@@ -1,0 +1,125 @@
+//! `om-gateway check`: validate, then print the effective configuration as YAML.
+
+use super::{report_config_error, ConfigArgs, EXIT_OK};
+use crate::config::duration::format_duration;
+use crate::config::{Config, ExpiryPolicy, LogFormat};
+use crate::policy::{PathMatch, RouteRule};
+use serde_json::{json, Value};
+
+pub fn check(args: ConfigArgs) -> i32 {
+    match args.load() {
+        Ok(config) => {
+            print!("{}", effective_yaml(&config));
+            EXIT_OK
+        }
+        Err(error) => report_config_error(&error),
+    }
+}
+
+/// The configuration after defaults and overrides, in the file's own shape.
+pub fn effective_yaml(config: &Config) -> String {
+    serde_saphyr::to_string(&effective_value(config)).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+}
+
+/// Credentials in URLs (`user:pass@host`) are the only secrets a config can hold.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://<redacted>@{}", &url[..scheme_end], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+fn effective_value(config: &Config) -> Value {
+    let auth = &config.auth;
+    json!({
+        "server": {
+            "listen": config.server.listen.to_string(),
+            "adminListen": config.server.admin_listen.to_string(),
+            "tls": config.server.tls.as_ref().map(|tls| json!({"certFile": tls.cert_file, "keyFile": tls.key_file})),
+            "maxHeaderBytes": config.server.max_header_bytes,
+            "requestTimeout": format_duration(config.server.request_timeout),
+            "shutdownGracePeriod": format_duration(config.server.shutdown_grace_period),
+            "logFormat": match config.server.log_format { LogFormat::Json => "json", LogFormat::Text => "text" },
+        },
+        "upstream": {
+            "url": redact_url(&config.upstream.url.to_string()),
+            "connectTimeout": format_duration(config.upstream.connect_timeout),
+            "timeout": format_duration(config.upstream.timeout),
+            "tls": {"caFile": config.upstream.ca_file, "insecureSkipVerify": config.upstream.insecure_skip_verify},
+        },
+        "authenticationConfiguration": {
+            "provider": auth.provider,
+            "keySources": auth.key_sources.iter().map(|source| json!({
+                "url": redact_url(&source.url), "issuers": source.issuers, "audiences": source.audiences, "caFile": source.ca_file,
+            })).collect::<Vec<_>>(),
+            "publicKeyFiles": auth.key_files.iter().map(|file| json!({"file": file.path, "kid": file.kid})).collect::<Vec<_>>(),
+            "jwtPrincipalClaims": auth.principal_claims,
+            "jwtPrincipalClaimsMapping": auth.principal_claims_mapping.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>(),
+            "tokenValidationAlgorithm": format!("{:?}", auth.token_validation_algorithm),
+            "issuers": auth.issuers,
+            "audiences": auth.audiences,
+            "clockSkew": format_duration(auth.clock_skew),
+            "allowTokensWithoutExpiry": match auth.allow_tokens_without_expiry {
+                ExpiryPolicy::Bots => "bots", ExpiryPolicy::All => "all", ExpiryPolicy::None => "none",
+            },
+            "rolesClaim": auth.roles_claim,
+        },
+        "authorizerConfiguration": {
+            "adminPrincipals": config.authorizer.admin_principals,
+            "principalDomain": config.authorizer.principal_domain,
+            "enforcePrincipalDomain": config.authorizer.enforce_principal_domain,
+            "allowedDomains": config.authorizer.allowed_domains,
+        },
+        "jwks": {
+            "refreshInterval": format_duration(config.jwks.refresh_interval),
+            "minRefreshInterval": format_duration(config.jwks.min_refresh_interval),
+            "fetchTimeout": format_duration(config.jwks.fetch_timeout),
+            "maxStale": format_duration(config.jwks.max_stale),
+        },
+        "tokenCache": {"maxEntries": config.token_cache.max_entries, "ttl": format_duration(config.token_cache.ttl)},
+        "forwardAuth": {"path": config.forward_auth_path},
+        "defaultPublicPaths": config.default_public_paths,
+        "publicPaths": config.public_paths.iter().map(|rule| rule.source.clone()).collect::<Vec<_>>(),
+        "routes": config.routes.iter().map(route_value).collect::<Vec<_>>(),
+        "defaultRoute": route_value(&config.default_route),
+    })
+}
+
+fn route_value(route: &RouteRule) -> Value {
+    let mut matcher = serde_json::Map::new();
+    match &route.path {
+        PathMatch::Exact(path) => {
+            matcher.insert("path".into(), json!(path));
+        }
+        PathMatch::Prefix(prefix) => {
+            matcher.insert("pathPrefix".into(), json!(prefix));
+        }
+        PathMatch::Regex(regex) => {
+            matcher.insert("pathRegex".into(), json!(regex.as_str()));
+        }
+        PathMatch::Any | PathMatch::OutsideApi => {}
+    }
+    if let Some(methods) = &route.methods {
+        matcher.insert("methods".into(), json!(methods.iter().map(|m| m.as_str()).collect::<Vec<_>>()));
+    }
+    let require = &route.require;
+    let mut requirement = serde_json::Map::new();
+    if let Some(is_bot) = require.is_bot {
+        requirement.insert("isBot".into(), json!(is_bot));
+    }
+    for (key, values) in [
+        ("tokenTypes", &require.token_types),
+        ("rolesAny", &require.roles_any),
+        ("rolesAll", &require.roles_all),
+        ("principals", &require.principals),
+        ("emailDomains", &require.email_domains),
+    ] {
+        if !values.is_empty() {
+            requirement.insert(key.into(), json!(values));
+        }
+    }
+    if !require.claims.is_empty() {
+        requirement.insert("claims".into(), require.claims.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+    }
+    json!({"name": route.name, "match": matcher, "require": requirement, "deny": route.deny})
+}

@@ -1,0 +1,122 @@
+//! `om-gateway inspect`: explain the decision for one token: header, claims, the key that
+//! verifies it (kid, source), the principal, the route, and allow or the exact 401/403.
+//! The token itself is never printed; its fingerprint is.
+
+use super::{report_config_error, ConfigArgs, EXIT_FAILURE, EXIT_INVALID, EXIT_OK};
+use crate::admin::metrics::Metrics;
+use crate::error::{respond, Rejection};
+use crate::jwks::KeyStore;
+use crate::policy::{normalize_path, Policy};
+use crate::verify::{decode_unverified, fingerprint, Authenticator};
+use clap::Args;
+use std::io::Read;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The method of the request to judge.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// The path of the request to judge.
+    #[arg(long, default_value = "/api/v1/tables")]
+    path: String,
+    /// The token, or `-` (or nothing) to read it from standard input.
+    token: Option<String>,
+}
+
+pub fn inspect(args: InspectArgs) -> i32 {
+    let config = match args.config.load() {
+        Ok(config) => config,
+        Err(error) => return report_config_error(&error),
+    };
+    let token = match args.token.as_deref() {
+        Some(token) if token != "-" => token.trim().to_string(),
+        _ => {
+            let mut text = String::new();
+            if std::io::stdin().read_to_string(&mut text).is_err() {
+                eprintln!("om-gateway inspect: cannot read the token from standard input");
+                return EXIT_INVALID;
+            }
+            text.trim().trim_start_matches("Bearer ").trim().to_string()
+        }
+    };
+    if token.is_empty() {
+        eprintln!("om-gateway inspect: no token given (argument or standard input)");
+        return EXIT_INVALID;
+    }
+    let Ok(method) = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes()) else {
+        eprintln!("om-gateway inspect: --method `{}` is not an HTTP method", args.method);
+        return EXIT_INVALID;
+    };
+    let Ok(runtime) = super::runtime() else { return EXIT_FAILURE };
+    runtime.block_on(async move {
+        println!("token     fingerprint {} ({} bytes)", fingerprint(&token), token.len());
+        match decode_unverified(&token) {
+            Ok(unverified) => {
+                println!("header    {}", serde_json::Value::Object(unverified.header.clone()));
+                println!("claims    {}", serde_json::Value::Object(unverified.claims.clone()));
+            }
+            Err(error) => println!("structure {error}"),
+        }
+        let metrics = Arc::new(Metrics::new());
+        let key_store = match KeyStore::new(&config.auth.key_sources, &config.auth.key_files, config.jwks.clone(), metrics.clone()) {
+            Ok(store) => store,
+            Err(error) => {
+                eprintln!("om-gateway inspect: {error}");
+                return EXIT_INVALID;
+            }
+        };
+        key_store.refresh_all_now().await;
+        for source in key_store.status() {
+            println!("source    {} {} ({} keys{})", source.url, source.state, source.keys,
+                source.last_error.map(|e| format!(", {e}")).unwrap_or_default());
+        }
+        let authenticator = Authenticator::new(&config, key_store, metrics);
+        let policy = Policy::from_config(&config);
+        let domain = config.authorizer.principal_domain.clone();
+        let deny = |rejection: Rejection| {
+            let response = respond(&rejection, &domain);
+            let body = serde_json::json!({"code": response.status().as_u16(), "message": rejection.message(&domain)});
+            println!("decision  deny {} {body}", response.status().as_u16());
+            EXIT_FAILURE
+        };
+        let path = match normalize_path(&args.path) {
+            Ok(path) => path.into_owned(),
+            Err(error) => return deny(Rejection::BadPath(error)),
+        };
+        if policy.is_public(&path) {
+            println!("route     public path {path}: no token needed");
+            println!("decision  allow");
+            return EXIT_OK;
+        }
+        let principal = match authenticator.verify(&token).await {
+            Ok(principal) => principal,
+            Err(error) => return deny(Rejection::Auth(error)),
+        };
+        println!("key       kid {} from {} (thumbprint {})", principal.kid.as_deref().unwrap_or("(none)"), principal.key_source, principal.key_thumbprint);
+        println!(
+            "principal {} (email {}, isBot {}, tokenType {}, roles [{}], exp {})",
+            principal.name,
+            principal.email.as_deref().unwrap_or("-"),
+            principal.is_bot,
+            principal.token_type.as_deref().unwrap_or("-"),
+            principal.roles.join(", "),
+            principal.expires_at.map(|e| e.to_string()).unwrap_or_else(|| "none".into())
+        );
+        println!("route     {} for {method} {path}", policy.route_for(&method, &path).name);
+        match policy.authorize(&principal, &method, &path) {
+            Ok(_) => {
+                let mut headers = http::HeaderMap::new();
+                crate::proxy::headers::set_identity_headers(&mut headers, &principal);
+                println!("decision  allow; headers sent upstream:");
+                for (name, value) in &headers {
+                    println!("          {name}: {}", value.to_str().unwrap_or("(binary)"));
+                }
+                EXIT_OK
+            }
+            Err(denied) => deny(Rejection::Forbidden(denied)),
+        }
+    })
+}

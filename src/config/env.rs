@@ -1,0 +1,137 @@
+//! Environment variables: the gateway's own `OM_GATEWAY_*` and OpenMetadata's names, read
+//! through a trait so tests pass a map instead of touching the process environment.
+
+use super::raw::{RawAuthentication, RawAuthorizer, RawConfig, RawServer, RawUpstream};
+use super::ConfigProblem;
+use std::collections::HashMap;
+
+/// Where variables come from.
+pub trait Environment: Send + Sync {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Environment for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+impl Environment for HashMap<&'static str, &'static str> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).map(|value| value.to_string())
+    }
+}
+
+/// Every variable the gateway reads. Deployment manifests are checked against this list.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "OM_GATEWAY_CONFIG",
+    "OM_GATEWAY_OPENMETADATA_CONFIG",
+    "OM_GATEWAY_LISTEN",
+    "OM_GATEWAY_ADMIN_LISTEN",
+    "OM_GATEWAY_UPSTREAM_URL",
+    "OM_GATEWAY_LOG",
+    "OM_GATEWAY_LOG_FORMAT",
+    "AUTHENTICATION_PROVIDER",
+    "AUTHENTICATION_PUBLIC_KEYS",
+    "AUTHENTICATION_JWT_PRINCIPAL_CLAIMS",
+    "AUTHENTICATION_JWT_PRINCIPAL_CLAIMS_MAPPING",
+    "AUTHORIZER_ADMIN_PRINCIPALS",
+    "AUTHORIZER_PRINCIPAL_DOMAIN",
+    "AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN",
+    "AUTHORIZER_ALLOWED_DOMAINS",
+];
+
+/// Parse a list the way OpenMetadata's docker images write them: `[a, b]`, or a plain `a,b`.
+/// Quotes around items are removed; empty items dropped.
+pub fn parse_list(value: &str) -> Vec<String> {
+    let trimmed = value.trim();
+    let inner = trimmed
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(trimmed);
+    inner
+        .split(',')
+        .map(|item| item.trim().trim_matches(|c| c == '"' || c == '\'').trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+fn parse_bool(name: &str, value: &str, problems: &mut Vec<ConfigProblem>) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => {
+            problems.push(ConfigProblem {
+                file: Some("environment".into()),
+                line: None,
+                column: None,
+                key: name.into(),
+                message: format!("`{value}` is not a boolean; expected true or false"),
+            });
+            None
+        }
+    }
+}
+
+/// Overlay environment variables on the merged file configuration (environment wins).
+pub fn apply_overrides(raw: &mut RawConfig, environment: &dyn Environment) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let nonempty = |name: &str| environment.var(name).filter(|value| !value.trim().is_empty());
+
+    let server = raw.server.get_or_insert_with(RawServer::default);
+    if let Some(value) = nonempty("OM_GATEWAY_LISTEN") {
+        server.listen = Some(value);
+    }
+    if let Some(value) = nonempty("OM_GATEWAY_ADMIN_LISTEN") {
+        server.admin_listen = Some(value);
+    }
+    if let Some(value) = nonempty("OM_GATEWAY_LOG_FORMAT") {
+        server.log_format = Some(value);
+    }
+    if let Some(value) = nonempty("OM_GATEWAY_UPSTREAM_URL") {
+        raw.upstream.get_or_insert_with(RawUpstream::default).url = Some(value);
+    }
+
+    let authentication = raw
+        .authentication_configuration
+        .get_or_insert_with(RawAuthentication::default);
+    if let Some(value) = nonempty("AUTHENTICATION_PROVIDER") {
+        authentication.provider = Some(value);
+    }
+    if let Some(value) = nonempty("AUTHENTICATION_PUBLIC_KEYS") {
+        authentication.public_key_urls = Some(parse_list(&value));
+    }
+    if let Some(value) = nonempty("AUTHENTICATION_JWT_PRINCIPAL_CLAIMS") {
+        authentication.jwt_principal_claims = Some(parse_list(&value));
+    }
+    if let Some(value) = environment.var("AUTHENTICATION_JWT_PRINCIPAL_CLAIMS_MAPPING") {
+        authentication.jwt_principal_claims_mapping = Some(parse_list(&value));
+    }
+
+    let authorizer = raw
+        .authorizer_configuration
+        .get_or_insert_with(RawAuthorizer::default);
+    if let Some(value) = nonempty("AUTHORIZER_ADMIN_PRINCIPALS") {
+        authorizer.admin_principals = Some(parse_list(&value));
+    }
+    if let Some(value) = nonempty("AUTHORIZER_PRINCIPAL_DOMAIN") {
+        authorizer.principal_domain = Some(value.trim().to_string());
+    }
+    if let Some(value) = nonempty("AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN") {
+        authorizer.enforce_principal_domain =
+            parse_bool("AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN", &value, &mut problems);
+    }
+    if let Some(value) = environment.var("AUTHORIZER_ALLOWED_DOMAINS") {
+        authorizer.allowed_domains = Some(parse_list(&value));
+    }
+    problems
+}

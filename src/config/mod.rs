@@ -1,0 +1,249 @@
+//! Configuration: the YAML file, OpenMetadata's own openmetadata.yaml, environment variables,
+//! merged, validated and typed once at load.
+//!
+//! Owns: `Config` (what the rest of the gateway reads) and `ConfigError` (every problem, each with
+//! file, line, key path and reason). Leaves to `policy` the meaning of routes it compiles.
+
+pub mod duration;
+pub mod env;
+pub mod lines;
+pub mod openmetadata;
+pub mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use crate::policy::{PathRule, RouteRule};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use env::{Environment, ProcessEnvironment, KNOWN_VARIABLES};
+
+/// The validated configuration. Built only by [`load`]; the request path never parses strings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub auth: AuthConfig,
+    pub authorizer: AuthorizerConfig,
+    pub jwks: JwksConfig,
+    pub token_cache: TokenCacheConfig,
+    pub forward_auth_path: String,
+    pub public_paths: Vec<PathRule>,
+    pub default_public_paths: bool,
+    pub routes: Vec<RouteRule>,
+    pub default_route: RouteRule,
+    /// The file this came from, for SIGHUP reloads and messages.
+    pub source_file: Option<PathBuf>,
+    pub openmetadata_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    pub max_header_bytes: usize,
+    pub request_timeout: Duration,
+    pub shutdown_grace_period: Duration,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `scheme://authority`, no trailing slash; request paths are appended verbatim.
+    pub url: http::Uri,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub provider: String,
+    /// Every key URL: `publicKeyUrls` (unbound) and `keySources` (possibly bound), deduplicated.
+    pub key_sources: Vec<KeySourceConfig>,
+    pub key_files: Vec<KeyFileConfig>,
+    pub principal_claims: Vec<String>,
+    /// `username:preferred_username` style pairs, lower-cased claim names.
+    pub principal_claims_mapping: Vec<(String, String)>,
+    pub token_validation_algorithm: jsonwebtoken::Algorithm,
+    pub issuers: Vec<String>,
+    pub audiences: Vec<String>,
+    pub clock_skew: Duration,
+    pub allow_tokens_without_expiry: ExpiryPolicy,
+    pub roles_claim: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySourceConfig {
+    pub url: String,
+    /// Empty: unbound (OpenMetadata's behaviour: any key vouches for any issuer).
+    pub issuers: Vec<String>,
+    pub audiences: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFileConfig {
+    pub path: PathBuf,
+    pub kid: Option<String>,
+}
+
+/// Who may present a token without `exp` (OpenMetadata bot tokens carry `"exp": null`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryPolicy {
+    Bots,
+    All,
+    None,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizerConfig {
+    pub admin_principals: Vec<String>,
+    pub principal_domain: String,
+    pub enforce_principal_domain: bool,
+    pub allowed_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    pub refresh_interval: Duration,
+    pub min_refresh_interval: Duration,
+    pub fetch_timeout: Duration,
+    pub max_stale: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenCacheConfig {
+    pub max_entries: u64,
+    pub ttl: Duration,
+}
+
+/// The text of one configuration input and the name to report it by.
+#[derive(Debug, Clone)]
+pub struct ConfigText {
+    pub name: String,
+    pub text: String,
+}
+
+/// Everything a load reads: both files (optional) and the environment, passed in so that tests
+/// never touch the process environment.
+pub struct LoadInput<'a> {
+    pub gateway_file: Option<ConfigText>,
+    pub openmetadata_file: Option<ConfigText>,
+    pub environment: &'a dyn Environment,
+}
+
+/// One thing wrong with the configuration, located as precisely as the input allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+/// Every problem found in one load; `Display` prints one per line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}:")?;
+            if let Some(line) = self.line {
+                write!(f, "{line}:")?;
+                if let Some(column) = self.column {
+                    write!(f, "{column}:")?;
+                }
+            }
+            write!(f, " ")?;
+        }
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, problem) in self.problems.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    pub fn single(file: Option<&str>, key: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![ConfigProblem {
+                file: file.map(str::to_string),
+                line: None,
+                column: None,
+                key: key.to_string(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// Read, merge and validate every input. Reports all problems found, not only the first.
+pub fn load(input: LoadInput<'_>) -> Result<Config, ConfigError> {
+    validate::load(input)
+}
+
+/// Read the files named on the command line (or by `OM_GATEWAY_CONFIG`) and load them with the
+/// process environment. Used by every subcommand that takes `--config`.
+pub fn load_files(
+    gateway_file: Option<&std::path::Path>,
+    openmetadata_file: Option<&std::path::Path>,
+    environment: &dyn Environment,
+) -> Result<Config, ConfigError> {
+    let read = |path: &std::path::Path| -> Result<ConfigText, ConfigError> {
+        let name = path.display().to_string();
+        std::fs::read_to_string(path)
+            .map(|text| ConfigText { name: name.clone(), text })
+            .map_err(|error| ConfigError::single(Some(&name), "", format!("cannot read: {error}")))
+    };
+    let gateway_path = gateway_file
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| environment.var("OM_GATEWAY_CONFIG").map(PathBuf::from));
+    let openmetadata_path = openmetadata_file
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| environment.var("OM_GATEWAY_OPENMETADATA_CONFIG").map(PathBuf::from));
+    let input = LoadInput {
+        gateway_file: gateway_path.as_deref().map(read).transpose()?,
+        openmetadata_file: openmetadata_path.as_deref().map(read).transpose()?,
+        environment,
+    };
+    let mut config = load(input)?;
+    config.source_file = gateway_path;
+    config.openmetadata_file = openmetadata_path;
+    Ok(config)
+}

@@ -1,0 +1,176 @@
+//! The configuration file as written: serde structs with camelCase keys, unknown keys rejected.
+//!
+//! Nothing here interprets a value; `validate.rs` turns a `RawConfig` into a typed `Config`.
+//! Every field is optional so that defaults and environment overrides can fill the gaps.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: Option<RawServer>,
+    pub upstream: Option<RawUpstream>,
+    pub authentication_configuration: Option<RawAuthentication>,
+    pub authorizer_configuration: Option<RawAuthorizer>,
+    pub jwks: Option<RawJwks>,
+    pub token_cache: Option<RawTokenCache>,
+    pub forward_auth: Option<RawForwardAuth>,
+    pub public_paths: Option<Vec<String>>,
+    pub default_public_paths: Option<bool>,
+    pub routes: Option<Vec<RawRoute>>,
+    pub default_route: Option<RawDefaultRoute>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub tls: Option<RawServerTls>,
+    pub max_header_bytes: Option<u64>,
+    pub request_timeout: Option<String>,
+    pub shutdown_grace_period: Option<String>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawServerTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub timeout: Option<String>,
+    pub tls: Option<RawUpstreamTls>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    pub ca_file: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAuthentication {
+    pub provider: Option<String>,
+    pub public_key_urls: Option<Vec<String>>,
+    pub jwt_principal_claims: Option<Vec<String>>,
+    pub jwt_principal_claims_mapping: Option<Vec<String>>,
+    pub token_validation_algorithm: Option<String>,
+    pub key_sources: Option<Vec<RawKeySource>>,
+    pub public_key_files: Option<Vec<RawKeyFile>>,
+    pub issuers: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub clock_skew: Option<String>,
+    pub allow_tokens_without_expiry: Option<String>,
+    pub roles_claim: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawKeySource {
+    pub url: String,
+    pub issuers: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub ca_file: Option<String>,
+}
+
+/// `publicKeyFiles` entries: a bare path, or `{file, kid}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawKeyFile {
+    Path(String),
+    WithKid(RawKeyFileWithKid),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawKeyFileWithKid {
+    pub file: String,
+    pub kid: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAuthorizer {
+    pub admin_principals: Option<Vec<String>>,
+    pub principal_domain: Option<String>,
+    pub enforce_principal_domain: Option<bool>,
+    pub allowed_domains: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawJwks {
+    pub refresh_interval: Option<String>,
+    pub min_refresh_interval: Option<String>,
+    pub fetch_timeout: Option<String>,
+    pub max_stale: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTokenCache {
+    pub max_entries: Option<u64>,
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawForwardAuth {
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: Option<String>,
+    #[serde(rename = "match")]
+    pub matcher: Option<RawMatch>,
+    pub require: Option<RawRequire>,
+    pub deny: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDefaultRoute {
+    pub require: Option<RawRequire>,
+    pub deny: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawMatch {
+    pub path: Option<String>,
+    pub path_prefix: Option<String>,
+    pub path_regex: Option<String>,
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRequire {
+    pub is_bot: Option<bool>,
+    pub token_types: Option<Vec<String>>,
+    pub roles_any: Option<Vec<String>>,
+    pub roles_all: Option<Vec<String>>,
+    pub principals: Option<Vec<String>>,
+    pub email_domains: Option<Vec<String>>,
+    pub claims: Option<BTreeMap<String, RawClaimValue>>,
+}
+
+/// A `claims` requirement: one accepted value or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawClaimValue {
+    Many(Vec<serde_json::Value>),
+    One(serde_json::Value),
+}

@@ -1,0 +1,543 @@
+//! RawConfig → Config: defaults, environment overrides, and every check, with every problem
+//! reported at once (file, line, key path, what is wrong).
+
+use super::duration::parse_duration;
+use super::env::apply_overrides;
+use super::lines::LineIndex;
+use super::raw::*;
+use super::*;
+use crate::policy::{PathMatch, Requirement};
+use std::collections::{BTreeMap, HashSet};
+
+const DEFAULT_JWKS_PATH: &str = "/api/v1/system/config/jwks";
+
+/// Collects problems and knows where each key came from.
+struct Problems {
+    file_name: Option<String>,
+    index: LineIndex,
+    /// Keys set by OpenMetadata's file rather than ours: reported against that file.
+    openmetadata_name: Option<String>,
+    openmetadata_keys: HashSet<&'static str>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Problems {
+    fn add(&mut self, key: &str, message: impl Into<String>) {
+        let block = key.split(['.', '[']).take(2).collect::<Vec<_>>().join(".");
+        let (file, position) = if self.openmetadata_keys.contains(block.as_str()) {
+            (self.openmetadata_name.clone(), None)
+        } else {
+            (self.file_name.clone(), self.index.locate(key))
+        };
+        self.problems.push(ConfigProblem {
+            file,
+            line: position.map(|p| p.0),
+            column: position.map(|p| p.1),
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, value: Option<&String>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(text) => parse_duration(text).unwrap_or_else(|message| {
+                self.add(key, message);
+                default
+            }),
+        }
+    }
+
+    fn socket_addr(&mut self, key: &str, value: Option<&String>, default: &str) -> SocketAddr {
+        let text = value.map(String::as_str).unwrap_or(default);
+        let fallback = || SocketAddr::from(([127, 0, 0, 1], 0));
+        match text.parse::<SocketAddr>() {
+            Ok(address) => address,
+            Err(_) => match text.strip_prefix(':').map(str::parse::<u16>) {
+                // `:8080` means every interface, as Go-style tools write it.
+                Some(Ok(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
+                _ => {
+                    self.add(key, format!("`{text}` is not a socket address; expected e.g. 0.0.0.0:8080"));
+                    fallback()
+                }
+            },
+        }
+    }
+}
+
+pub(super) fn load(input: LoadInput<'_>) -> Result<Config, ConfigError> {
+    let environment = input.environment;
+    let (mut raw, file_name, index) = match &input.gateway_file {
+        Some(file) => (parse_gateway_file(file)?, Some(file.name.clone()), LineIndex::build(&file.text)),
+        None => (RawConfig::default(), None, LineIndex::default()),
+    };
+    let mut problems = Problems {
+        file_name,
+        index,
+        openmetadata_name: None,
+        openmetadata_keys: HashSet::new(),
+        problems: Vec::new(),
+    };
+    if let Some(file) = &input.openmetadata_file {
+        problems.openmetadata_name = Some(file.name.clone());
+        let server = super::openmetadata::read(&file.name, &file.text, environment)
+            .map_err(|problems| ConfigError { problems })?;
+        merge_openmetadata(&mut raw, server, &mut problems.openmetadata_keys);
+    }
+    problems.problems.extend(apply_overrides(&mut raw, environment));
+    let config = build(raw, &mut problems);
+    if problems.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { problems: problems.problems })
+    }
+}
+
+fn parse_gateway_file(file: &ConfigText) -> Result<RawConfig, ConfigError> {
+    if file.text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    serde_saphyr::from_str::<RawConfig>(&file.text).map_err(|error| {
+        let location = error.location();
+        let (line, column) = (location.map(|l| l.line() as usize), location.map(|l| l.column() as usize));
+        let key = line.and_then(|line| key_at_line(&file.text, line)).unwrap_or_default();
+        let message = error.to_string();
+        let message = message.lines().next().unwrap_or(&message).to_string();
+        let message = strip_location_suffix(&message);
+        ConfigError {
+            problems: vec![ConfigProblem { file: Some(file.name.clone()), line, column, key, message }],
+        }
+    })
+}
+
+/// The key path whose key sits on `line` (serde names the field, the index names its parents).
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let index = LineIndex::build(text);
+    index.key_on_line(line)
+}
+
+fn strip_location_suffix(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(cut) => message[..cut].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// openmetadata.yaml supplies the two blocks; keys the gateway file sets explicitly win.
+fn merge_openmetadata(
+    raw: &mut RawConfig,
+    server: super::openmetadata::OpenMetadataAuth,
+    origin: &mut HashSet<&'static str>,
+) {
+    if let Some(from_server) = server.authentication {
+        let ours = raw.authentication_configuration.get_or_insert_with(Default::default);
+        macro_rules! take {
+            ($field:ident, $key:literal) => {
+                if ours.$field.is_none() && from_server.$field.is_some() {
+                    ours.$field = from_server.$field;
+                    origin.insert(concat!("authenticationConfiguration.", $key));
+                }
+            };
+        }
+        take!(provider, "provider");
+        take!(public_key_urls, "publicKeyUrls");
+        take!(jwt_principal_claims, "jwtPrincipalClaims");
+        take!(jwt_principal_claims_mapping, "jwtPrincipalClaimsMapping");
+        take!(token_validation_algorithm, "tokenValidationAlgorithm");
+    }
+    if let Some(from_server) = server.authorizer {
+        let ours = raw.authorizer_configuration.get_or_insert_with(Default::default);
+        macro_rules! take {
+            ($field:ident, $key:literal) => {
+                if ours.$field.is_none() && from_server.$field.is_some() {
+                    ours.$field = from_server.$field;
+                    origin.insert(concat!("authorizerConfiguration.", $key));
+                }
+            };
+        }
+        take!(admin_principals, "adminPrincipals");
+        take!(principal_domain, "principalDomain");
+        take!(enforce_principal_domain, "enforcePrincipalDomain");
+        take!(allowed_domains, "allowedDomains");
+    }
+}
+
+fn build(raw: RawConfig, problems: &mut Problems) -> Config {
+    let server = build_server(raw.server.unwrap_or_default(), problems);
+    let upstream = build_upstream(raw.upstream.unwrap_or_default(), problems);
+    let auth = build_auth(raw.authentication_configuration.unwrap_or_default(), &upstream, problems);
+    let authorizer = build_authorizer(raw.authorizer_configuration.unwrap_or_default());
+    let jwks = build_jwks(raw.jwks.unwrap_or_default(), problems);
+    let cache = raw.token_cache.unwrap_or_default();
+    let token_cache = TokenCacheConfig {
+        max_entries: cache.max_entries.unwrap_or(100_000),
+        ttl: problems.duration("tokenCache.ttl", cache.ttl.as_ref(), Duration::from_secs(300)),
+    };
+    let forward_auth_path = raw
+        .forward_auth
+        .and_then(|forward_auth| forward_auth.path)
+        .unwrap_or_else(|| "/_gateway/auth".into());
+    if !forward_auth_path.starts_with('/') {
+        problems.add("forwardAuth.path", "must start with `/`");
+    }
+    let public_paths = raw
+        .public_paths
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(position, text)| parse_public_path(text, &format!("publicPaths[{position}]"), problems))
+        .collect();
+    let routes = build_routes(raw.routes.unwrap_or_default(), problems);
+    let default_route = raw.default_route.unwrap_or_default();
+    let default_route = RouteRule {
+        name: "default".into(),
+        path: PathMatch::Any,
+        methods: None,
+        require: build_require(default_route.require.unwrap_or_default(), "defaultRoute.require", problems),
+        deny: default_route.deny.unwrap_or(false),
+    };
+    Config {
+        server,
+        upstream,
+        auth,
+        authorizer,
+        jwks,
+        token_cache,
+        forward_auth_path,
+        public_paths,
+        default_public_paths: raw.default_public_paths.unwrap_or(true),
+        routes,
+        default_route,
+        source_file: None,
+        openmetadata_file: None,
+    }
+}
+
+fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
+    let tls = raw.tls.and_then(|tls| match (tls.cert_file, tls.key_file) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert_file: cert.into(), key_file: key.into() }),
+        (None, None) => None,
+        _ => {
+            problems.add("server.tls", "needs both certFile and keyFile");
+            None
+        }
+    });
+    let log_format = match raw.log_format.as_deref().unwrap_or("json") {
+        "json" => LogFormat::Json,
+        "text" => LogFormat::Text,
+        other => {
+            problems.add("server.logFormat", format!("`{other}` is not one of json, text"));
+            LogFormat::Json
+        }
+    };
+    let max_header_bytes = raw.max_header_bytes.unwrap_or(65_536);
+    if !(8192..=1 << 24).contains(&max_header_bytes) {
+        problems.add("server.maxHeaderBytes", "must be between 8192 and 16777216");
+    }
+    ServerConfig {
+        listen: problems.socket_addr("server.listen", raw.listen.as_ref(), "0.0.0.0:8080"),
+        admin_listen: problems.socket_addr("server.adminListen", raw.admin_listen.as_ref(), "127.0.0.1:9090"),
+        tls,
+        max_header_bytes: max_header_bytes.clamp(8192, 1 << 24) as usize,
+        request_timeout: problems.duration("server.requestTimeout", raw.request_timeout.as_ref(), Duration::from_secs(60)),
+        shutdown_grace_period: problems.duration(
+            "server.shutdownGracePeriod",
+            raw.shutdown_grace_period.as_ref(),
+            Duration::from_secs(25),
+        ),
+        log_format,
+    }
+}
+
+fn build_upstream(raw: RawUpstream, problems: &mut Problems) -> UpstreamConfig {
+    let text = raw.url.unwrap_or_else(|| "http://localhost:8585".into());
+    let url = match text.trim_end_matches('/').parse::<http::Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http") | Some("https"))
+                && uri.authority().is_some()
+                && matches!(uri.path(), "" | "/") =>
+        {
+            uri
+        }
+        _ => {
+            problems.add(
+                "upstream.url",
+                format!("`{text}` is not an http(s) URL with a host and no path, e.g. http://localhost:8585"),
+            );
+            http::Uri::from_static("http://localhost:8585")
+        }
+    };
+    let tls = raw.tls.unwrap_or_default();
+    UpstreamConfig {
+        url,
+        connect_timeout: problems.duration("upstream.connectTimeout", raw.connect_timeout.as_ref(), Duration::from_secs(2)),
+        timeout: problems.duration("upstream.timeout", raw.timeout.as_ref(), Duration::from_secs(60)),
+        ca_file: tls.ca_file.map(PathBuf::from),
+        insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
+    }
+}
+
+fn build_auth(raw: RawAuthentication, upstream: &UpstreamConfig, problems: &mut Problems) -> AuthConfig {
+    let prefix = "authenticationConfiguration";
+    let mut key_sources: Vec<KeySourceConfig> = Vec::new();
+    for (position, source) in raw.key_sources.unwrap_or_default().into_iter().enumerate() {
+        check_key_url(&source.url, &format!("{prefix}.keySources[{position}].url"), problems);
+        key_sources.push(KeySourceConfig {
+            url: source.url,
+            issuers: source.issuers.unwrap_or_default(),
+            audiences: source.audiences.unwrap_or_default(),
+            ca_file: source.ca_file.map(PathBuf::from),
+        });
+    }
+    let key_files: Vec<KeyFileConfig> = raw
+        .public_key_files
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(position, file)| {
+            let entry = match file {
+                RawKeyFile::Path(path) => KeyFileConfig { path: path.into(), kid: None },
+                RawKeyFile::WithKid(with_kid) => KeyFileConfig { path: with_kid.file.into(), kid: with_kid.kid },
+            };
+            if !entry.path.is_file() {
+                problems.add(
+                    &format!("{prefix}.publicKeyFiles[{position}]"),
+                    format!("{} is not a readable file", entry.path.display()),
+                );
+            }
+            entry
+        })
+        .collect();
+    let urls = raw.public_key_urls.unwrap_or_else(|| {
+        // No key URL anywhere: trust what the upstream OpenMetadata server publishes.
+        if key_sources.is_empty() && key_files.is_empty() {
+            vec![format!("{}{DEFAULT_JWKS_PATH}", upstream.url.to_string().trim_end_matches('/'))]
+        } else {
+            Vec::new()
+        }
+    });
+    for (position, url) in urls.into_iter().enumerate() {
+        check_key_url(&url, &format!("{prefix}.publicKeyUrls[{position}]"), problems);
+        if !key_sources.iter().any(|source| source.url == url) {
+            key_sources.push(KeySourceConfig { url, issuers: Vec::new(), audiences: Vec::new(), ca_file: None });
+        }
+    }
+    let mapping = raw
+        .jwt_principal_claims_mapping
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(position, entry)| match entry.split_once(':') {
+            Some((name, claim)) if !name.trim().is_empty() && !claim.trim().is_empty() => {
+                Some((name.trim().to_ascii_lowercase(), claim.trim().to_ascii_lowercase()))
+            }
+            _ => {
+                problems.add(
+                    &format!("{prefix}.jwtPrincipalClaimsMapping[{position}]"),
+                    format!("`{entry}` is not `name:claim`, e.g. username:preferred_username"),
+                );
+                None
+            }
+        })
+        .collect::<Vec<_>>();
+    if !mapping.is_empty() && !mapping.iter().any(|(name, _)| name == "username") {
+        problems.add(&format!("{prefix}.jwtPrincipalClaimsMapping"), "needs a `username:<claim>` entry");
+    }
+    let algorithm_text = raw.token_validation_algorithm.unwrap_or_else(|| "RS256".into());
+    let token_validation_algorithm = match algorithm_text.as_str() {
+        "RS256" => jsonwebtoken::Algorithm::RS256,
+        "RS384" => jsonwebtoken::Algorithm::RS384,
+        "RS512" => jsonwebtoken::Algorithm::RS512,
+        other => {
+            problems.add(
+                &format!("{prefix}.tokenValidationAlgorithm"),
+                format!("`{other}` is not one of RS256, RS384, RS512"),
+            );
+            jsonwebtoken::Algorithm::RS256
+        }
+    };
+    let allow_tokens_without_expiry = match raw.allow_tokens_without_expiry.as_deref().unwrap_or("bots") {
+        "bots" => ExpiryPolicy::Bots,
+        "all" => ExpiryPolicy::All,
+        "none" => ExpiryPolicy::None,
+        other => {
+            problems.add(
+                &format!("{prefix}.allowTokensWithoutExpiry"),
+                format!("`{other}` is not one of bots, all, none"),
+            );
+            ExpiryPolicy::Bots
+        }
+    };
+    let principal_claims = raw
+        .jwt_principal_claims
+        .unwrap_or_else(|| vec!["email".into(), "preferred_username".into(), "sub".into()])
+        .into_iter()
+        .map(|claim| claim.to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    if principal_claims.is_empty() && mapping.is_empty() {
+        problems.add(&format!("{prefix}.jwtPrincipalClaims"), "must name at least one claim");
+    }
+    AuthConfig {
+        provider: raw.provider.unwrap_or_else(|| "basic".into()),
+        key_sources,
+        key_files,
+        principal_claims,
+        principal_claims_mapping: mapping,
+        token_validation_algorithm,
+        issuers: raw.issuers.unwrap_or_default(),
+        audiences: raw.audiences.unwrap_or_default(),
+        clock_skew: problems.duration(&format!("{prefix}.clockSkew"), raw.clock_skew.as_ref(), Duration::from_secs(30)),
+        allow_tokens_without_expiry,
+        roles_claim: raw.roles_claim.unwrap_or_else(|| "roles".into()).to_ascii_lowercase(),
+    }
+}
+
+fn check_key_url(url: &str, key: &str, problems: &mut Problems) {
+    match url.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http") | Some("https")) && uri.host().is_some() => {}
+        _ => problems.add(key, format!("`{url}` is not an http(s) URL")),
+    }
+}
+
+fn build_authorizer(raw: RawAuthorizer) -> AuthorizerConfig {
+    AuthorizerConfig {
+        admin_principals: raw.admin_principals.unwrap_or_else(|| vec!["admin".into()]),
+        principal_domain: raw.principal_domain.unwrap_or_else(|| "open-metadata.org".into()),
+        enforce_principal_domain: raw.enforce_principal_domain.unwrap_or(false),
+        allowed_domains: raw.allowed_domains.unwrap_or_default(),
+    }
+}
+
+fn build_jwks(raw: RawJwks, problems: &mut Problems) -> JwksConfig {
+    let config = JwksConfig {
+        refresh_interval: problems.duration("jwks.refreshInterval", raw.refresh_interval.as_ref(), Duration::from_secs(600)),
+        min_refresh_interval: problems.duration(
+            "jwks.minRefreshInterval",
+            raw.min_refresh_interval.as_ref(),
+            Duration::from_secs(30),
+        ),
+        fetch_timeout: problems.duration("jwks.fetchTimeout", raw.fetch_timeout.as_ref(), Duration::from_secs(5)),
+        max_stale: problems.duration("jwks.maxStale", raw.max_stale.as_ref(), Duration::from_secs(86_400)),
+    };
+    if config.min_refresh_interval > config.refresh_interval {
+        problems.add("jwks.minRefreshInterval", "must not exceed jwks.refreshInterval");
+    }
+    if config.fetch_timeout.is_zero() {
+        problems.add("jwks.fetchTimeout", "must be above 0");
+    }
+    config
+}
+
+/// `publicPaths` entries: an exact path, or a segment-aware prefix written `/prefix/**`.
+fn parse_public_path(text: &str, key: &str, problems: &mut Problems) -> Option<PathRule> {
+    if !text.starts_with('/') {
+        problems.add(key, format!("`{text}` must start with `/`"));
+        return None;
+    }
+    let pattern = match text.strip_suffix("/**").or_else(|| text.strip_suffix("/*")) {
+        Some(prefix) => PathMatch::Prefix(prefix.to_string()),
+        None => PathMatch::Exact(text.to_string()),
+    };
+    Some(PathRule { pattern, source: text.to_string() })
+}
+
+fn build_routes(raw_routes: Vec<RawRoute>, problems: &mut Problems) -> Vec<RouteRule> {
+    let mut names = HashSet::new();
+    let mut routes = Vec::new();
+    for (position, raw) in raw_routes.into_iter().enumerate() {
+        let key = format!("routes[{position}]");
+        let name = raw.name.clone().unwrap_or_else(|| key.clone());
+        if !names.insert(name.clone()) {
+            problems.add(&format!("{key}.name"), format!("`{name}` is used by an earlier route"));
+        }
+        let matcher = raw.matcher.unwrap_or_default();
+        let (path, methods) = build_match(matcher, &format!("{key}.match"), problems);
+        routes.push(RouteRule {
+            name,
+            path,
+            methods,
+            require: build_require(raw.require.unwrap_or_default(), &format!("{key}.require"), problems),
+            deny: raw.deny.unwrap_or(false),
+        });
+    }
+    routes
+}
+
+fn build_match(raw: RawMatch, key: &str, problems: &mut Problems) -> (PathMatch, Option<Vec<http::Method>>) {
+    let given = [raw.path.is_some(), raw.path_prefix.is_some(), raw.path_regex.is_some()];
+    if given.iter().filter(|set| **set).count() > 1 {
+        problems.add(key, "give only one of path, pathPrefix, pathRegex");
+    }
+    let path = if let Some(path) = raw.path {
+        check_path(&path, &format!("{key}.path"), problems);
+        PathMatch::Exact(path)
+    } else if let Some(prefix) = raw.path_prefix {
+        check_path(&prefix, &format!("{key}.pathPrefix"), problems);
+        PathMatch::Prefix(prefix.trim_end_matches('/').to_string())
+    } else if let Some(pattern) = raw.path_regex {
+        // Anchored: a rule names whole paths, never a substring of one.
+        match regex::Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(regex) => PathMatch::Regex(regex),
+            Err(error) => {
+                problems.add(&format!("{key}.pathRegex"), format!("invalid regex: {error}"));
+                PathMatch::Any
+            }
+        }
+    } else {
+        PathMatch::Any
+    };
+    let methods = raw.methods.map(|methods| {
+        methods
+            .iter()
+            .enumerate()
+            .filter_map(|(position, method)| {
+                let upper = method.to_ascii_uppercase();
+                match http::Method::from_bytes(upper.as_bytes()) {
+                    Ok(parsed) if upper.bytes().all(|b| b.is_ascii_uppercase()) => Some(parsed),
+                    _ => {
+                        problems.add(&format!("{key}.methods[{position}]"), format!("`{method}` is not an HTTP method"));
+                        None
+                    }
+                }
+            })
+            .collect()
+    });
+    (path, methods)
+}
+
+fn check_path(path: &str, key: &str, problems: &mut Problems) {
+    if !path.starts_with('/') {
+        problems.add(key, format!("`{path}` must start with `/`"));
+    }
+}
+
+fn build_require(raw: RawRequire, key: &str, problems: &mut Problems) -> Requirement {
+    let claims: BTreeMap<String, RawClaimValue> = raw.claims.unwrap_or_default();
+    let claims = claims
+        .into_iter()
+        .map(|(name, value)| {
+            let values = match value {
+                RawClaimValue::One(value) => vec![value],
+                RawClaimValue::Many(values) => values,
+            };
+            if values.is_empty() {
+                problems.add(&format!("{key}.claims.{name}"), "needs at least one accepted value");
+            }
+            (name.to_ascii_lowercase(), values)
+        })
+        .collect();
+    Requirement {
+        is_bot: raw.is_bot,
+        token_types: raw.token_types.unwrap_or_default(),
+        roles_any: raw.roles_any.unwrap_or_default(),
+        roles_all: raw.roles_all.unwrap_or_default(),
+        principals: raw.principals.unwrap_or_default(),
+        email_domains: raw
+            .email_domains
+            .unwrap_or_default()
+            .into_iter()
+            .map(|domain| domain.trim_start_matches('@').to_ascii_lowercase())
+            .collect(),
+        claims,
+    }
+}

@@ -1,0 +1,142 @@
+//! The only place a rejection becomes an HTTP response: status, JSON body
+//! `{"code": N, "message": "..."}`, and `WWW-Authenticate` on 401 (RFC 6750).
+//!
+//! Messages use OpenMetadata's own wording where the server has one, so clients and scripts
+//! that parse the server's errors read the gateway's the same way. Tokens never appear here.
+
+use crate::policy::{Denied, PathError};
+use crate::proxy::ProxyError;
+use crate::verify::AuthError;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+/// Every reason the gateway answers by itself instead of the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Forbidden(#[from] Denied),
+    #[error("only bot users can impersonate other users")]
+    ImpersonationForbidden,
+    #[error("ambiguous path: {0}")]
+    BadPath(#[from] PathError),
+    #[error("bad forward-auth request: {0}")]
+    BadForwardAuth(&'static str),
+    #[error(transparent)]
+    Upstream(#[from] ProxyError),
+    #[error("request timed out")]
+    RequestTimeout,
+    #[error("not found")]
+    NotFound,
+    #[error("shutting down")]
+    Draining,
+    #[error("internal error")]
+    Internal,
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::Auth(AuthError::NoKeysLoaded) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Auth(_) => StatusCode::UNAUTHORIZED,
+            Rejection::Forbidden(_) | Rejection::ImpersonationForbidden => StatusCode::FORBIDDEN,
+            Rejection::BadPath(_) | Rejection::BadForwardAuth(_) => StatusCode::BAD_REQUEST,
+            Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body's message: OpenMetadata's words for what it also rejects, plain ones otherwise.
+    pub fn message(&self, principal_domain: &str) -> String {
+        match self {
+            Rejection::Auth(error) => auth_message(error, principal_domain),
+            Rejection::Forbidden(denied) => format!("Forbidden: {denied}"),
+            Rejection::ImpersonationForbidden => "Only bot users can impersonate other users".into(),
+            Rejection::BadPath(error) => format!("Bad request: {error}"),
+            Rejection::BadForwardAuth(what) => format!("Bad request: {what}"),
+            Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => "Gateway timeout: the upstream did not answer in time".into(),
+            Rejection::Upstream(_) => "Bad gateway: the upstream OpenMetadata server is unreachable".into(),
+            Rejection::NotFound => "Not found".into(),
+            Rejection::Draining => "Service unavailable: the gateway is shutting down".into(),
+            Rejection::Internal => "Internal error".into(),
+        }
+    }
+
+    /// A bounded reason label for metrics and the access log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Auth(error) => error.reason(),
+            Rejection::Forbidden(denied) => denied.reason,
+            Rejection::ImpersonationForbidden => "impersonation",
+            Rejection::BadPath(_) => "bad_path",
+            Rejection::BadForwardAuth(_) => "bad_forward_auth",
+            Rejection::Upstream(error) => error.reason(),
+            Rejection::RequestTimeout => "request_timeout",
+            Rejection::NotFound => "not_found",
+            Rejection::Draining => "draining",
+            Rejection::Internal => "internal",
+        }
+    }
+}
+
+fn auth_message(error: &AuthError, principal_domain: &str) -> String {
+    match error {
+        AuthError::TokenMissing | AuthError::NotBearer => "Not Authorized! Token not present".into(),
+        AuthError::MultipleAuthorization => "Not Authorized! More than one Authorization header".into(),
+        AuthError::Malformed(_) | AuthError::AlgorithmRejected(_) | AuthError::BadClaim(_) => {
+            format!("Not Authorized! Invalid token. {}", capitalise(&error.to_string()))
+        }
+        AuthError::UnknownKid(_) | AuthError::KeyNotBound(_) => {
+            format!("Not Authorized! Token signing key not found in configured public keys: {error}")
+        }
+        AuthError::BadSignature => "Not Authorized! Invalid token. Token verification failed. Public key mismatch.".into(),
+        AuthError::NoKeysLoaded => "Service unavailable: no signing key could be loaded from any key source".into(),
+        AuthError::Expired => "Expired token!".into(),
+        AuthError::NoExpiry => "Not Authorized! Invalid token. Token has no expiry (exp) and only bot tokens may omit it".into(),
+        AuthError::NotYetValid | AuthError::IssuedInFuture | AuthError::IssuerRejected(_) | AuthError::AudienceRejected => {
+            format!("Not Authorized! Invalid token. {}", capitalise(&error.to_string()))
+        }
+        AuthError::NoPrincipal => "Not Authorized! Invalid JWT token, none of the principal claims are present".into(),
+        AuthError::DomainMismatch => format!("Not Authorized! Email does not match the principal domain {principal_domain}"),
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+/// Build the JSON error response. `request_id` is echoed so a user can quote it.
+pub fn respond(rejection: &Rejection, principal_domain: &str) -> Response<Full<Bytes>> {
+    let status = rejection.status();
+    let body = serde_json::json!({ "code": status.as_u16(), "message": rejection.message(principal_domain) });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = match rejection {
+            Rejection::Auth(AuthError::TokenMissing | AuthError::NotBearer) => HeaderValue::from_static("Bearer realm=\"om-gateway\""),
+            _ => HeaderValue::from_static("Bearer realm=\"om-gateway\", error=\"invalid_token\""),
+        };
+        headers.insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    response
+}
+
+/// A JSON body with a status, for the admin endpoints and forward-auth answers.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

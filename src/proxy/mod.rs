@@ -1,0 +1,40 @@
+//! Forwarding: the pooled upstream client (`forward`), header rewriting (`headers`), and the
+//! forward-auth endpoint for ingress controllers (`forward_auth`).
+//!
+//! Owns everything that touches the upstream connection. Leaves the allow/deny decision to
+//! `verify` and `policy`, and error bodies to `error`.
+
+pub mod forward;
+pub mod forward_auth;
+pub mod headers;
+
+#[cfg(test)]
+mod tests;
+
+pub use forward::{Forwarder, GatewayBody};
+
+use std::time::Duration;
+
+/// Why the upstream could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot connect to the upstream: {0}")]
+    Connect(String),
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("upstream connection failed: {0}")]
+    Reset(String),
+    #[error("cannot build the upstream request: {0}")]
+    BadRequest(String),
+}
+
+impl ProxyError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProxyError::Connect(_) => "upstream_unreachable",
+            ProxyError::Timeout(_) => "upstream_timeout",
+            ProxyError::Reset(_) => "upstream_reset",
+            ProxyError::BadRequest(_) => "upstream_bad_request",
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The running gateway: binding listeners, the per-request service (`gateway`), TLS (`tls`),
+//! SIGHUP reloads and SIGTERM drains.
+//!
+//! `start` is what `om-gateway run`, `demo` and the integration tests all call, so the tests
+//! exercise exactly the server users run.
+
+pub mod gateway;
+pub mod listen;
+pub mod tls;
+
+use crate::admin::metrics::Metrics;
+use crate::config::{Config, Environment};
+use crate::jwks::KeyStore;
+use gateway::{Gateway, Runtime};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {error}")]
+    Bind { address: SocketAddr, error: std::io::Error },
+    #[error("{0}")]
+    KeyFiles(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("upstream client: {0}")]
+    Upstream(String),
+}
+
+impl StartError {
+    /// Configuration problems exit 2; the rest 1.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, StartError::KeyFiles(_) | StartError::Tls(_) | StartError::Upstream(_))
+    }
+}
+
+/// A started gateway.
+pub struct RunningServer {
+    pub proxy_address: SocketAddr,
+    pub admin_address: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn build_key_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<KeyStore>, StartError> {
+    let key_store = KeyStore::new(&config.auth.key_sources, &config.auth.key_files, config.jwks.clone(), metrics.clone())
+        .map_err(|error| StartError::KeyFiles(error.to_string()))?;
+    key_store.start();
+    Ok(key_store)
+}
+
+/// Bind both listeners and start serving. Keys load in the background.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new());
+    let key_store = build_key_store(&config, &metrics)?;
+    let runtime = Runtime::new(config.clone(), key_store, metrics.clone()).map_err(StartError::Upstream)?;
+    let gateway = Gateway::new(runtime, metrics);
+    let tls = match &config.server.tls {
+        Some(files) => Some(tls::ReloadingTls::load(&files.cert_file, &files.key_file).map_err(StartError::Tls)?),
+        None => None,
+    };
+    let bind = |address: SocketAddr| async move {
+        TcpListener::bind(address).await.map_err(|error| StartError::Bind { address, error })
+    };
+    let proxy_listener = bind(config.server.listen).await?;
+    let admin_listener = bind(config.server.admin_listen).await?;
+    let proxy_address = proxy_listener.local_addr().map_err(|error| StartError::Bind { address: config.server.listen, error })?;
+    let admin_address =
+        admin_listener.local_addr().map_err(|error| StartError::Bind { address: config.server.admin_listen, error })?;
+    let (shutdown, shutdown_receiver) = watch::channel(false);
+    let settings = listen::ConnectionSettings {
+        max_header_bytes: config.server.max_header_bytes,
+        header_read_timeout: config.server.request_timeout.min(std::time::Duration::from_secs(30)),
+        shutdown_grace_period: config.server.shutdown_grace_period,
+    };
+    let mut tasks = Vec::new();
+    if let Some(tls) = &tls {
+        tasks.push(tls.watch(std::time::Duration::from_secs(5)));
+    }
+    tasks.push(tokio::spawn(listen::serve_proxy(
+        proxy_listener,
+        tls,
+        gateway.clone(),
+        settings,
+        shutdown_receiver.clone(),
+    )));
+    tasks.push(tokio::spawn(listen::serve_admin(admin_listener, gateway.clone(), shutdown_receiver)));
+    tracing::info!(proxy = %proxy_address, admin = %admin_address, upstream = %config.upstream.url, "om-gateway serving");
+    Ok(RunningServer { proxy_address, admin_address, gateway, shutdown, tasks })
+}
+
+impl RunningServer {
+    /// Drain: /readyz turns 503, the listener closes, in-flight requests finish (up to the grace
+    /// period), then this returns.
+    pub async fn shutdown(self) {
+        self.gateway.start_draining();
+        let _ = self.shutdown.send(true);
+        let mut tasks = self.tasks.into_iter();
+        // The proxy loop ends after its drain; the TLS watcher never ends by itself.
+        for task in tasks.by_ref() {
+            if task.is_finished() {
+                continue;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(120), task).await;
+        }
+    }
+
+    /// Load the configuration again and swap it in atomically; on any error keep the old one.
+    pub fn reload(&self, environment: &dyn Environment) -> Result<(), String> {
+        let current = self.gateway.runtime();
+        let config = crate::config::load_files(
+            current.config.source_file.as_deref(),
+            current.config.openmetadata_file.as_deref(),
+            environment,
+        )
+        .map_err(|error| error.to_string())?;
+        reload_with(&self.gateway, config)
+    }
+}
+
+/// Swap in `config`, keeping the key store when its sources did not change.
+pub fn reload_with(gateway: &Arc<Gateway>, config: Config) -> Result<(), String> {
+    let current = gateway.runtime();
+    let same_keys = current.config.auth.key_sources == config.auth.key_sources
+        && current.config.auth.key_files == config.auth.key_files
+        && current.config.jwks.refresh_interval == config.jwks.refresh_interval
+        && current.config.jwks.min_refresh_interval == config.jwks.min_refresh_interval
+        && current.config.jwks.fetch_timeout == config.jwks.fetch_timeout
+        && current.config.jwks.max_stale == config.jwks.max_stale;
+    if config.server.listen != current.config.server.listen || config.server.admin_listen != current.config.server.admin_listen {
+        tracing::warn!("listen addresses changed; they take effect at the next restart");
+    }
+    let key_store = if same_keys {
+        current.authenticator.key_store().clone()
+    } else {
+        build_key_store(&config, &gateway.metrics).map_err(|error| error.to_string())?
+    };
+    let runtime = Runtime::new(Arc::new(config), key_store, gateway.metrics.clone())?;
+    gateway.replace_runtime(runtime);
+    Ok(())
+}

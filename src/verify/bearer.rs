@@ -1,0 +1,64 @@
+//! Bearer extraction and token fingerprints.
+//!
+//! Exactly one `Authorization` header, scheme `Bearer` (any case), a non-empty token. The token's
+//! SHA-256 keys the verified-token cache (collision-resistant: a different token can never hit
+//! another's entry) and its first 8 hex digits are the fingerprint logs may carry.
+
+use super::AuthError;
+
+/// Largest token considered at all; OpenMetadata's are under 2 KiB.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// The token from the request's single `Authorization: Bearer` header.
+pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, AuthError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(AuthError::TokenMissing);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::MultipleAuthorization);
+    }
+    let value = value.to_str().map_err(|_| AuthError::Malformed("Authorization is not ASCII"))?.trim();
+    if value.is_empty() {
+        return Err(AuthError::TokenMissing);
+    }
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::NotBearer);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::TokenMissing);
+    }
+    if token.len() > MAX_TOKEN_BYTES || token.contains(' ') {
+        return Err(AuthError::Malformed("token too long or contains spaces"));
+    }
+    Ok(token)
+}
+
+/// SHA-256 of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest(pub [u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> TokenDigest {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(digest.as_ref());
+        TokenDigest(bytes)
+    }
+
+    /// First 8 hex digits: enough to correlate log lines, useless to an attacker.
+    pub fn fingerprint(&self) -> String {
+        let mut text = String::with_capacity(8);
+        for byte in &self.0[..4] {
+            text.push_str(&format!("{byte:02x}"));
+        }
+        text
+    }
+}
+
+/// The fingerprint of a token, for logs and `inspect`.
+pub fn fingerprint(token: &str) -> String {
+    TokenDigest::of(token).fingerprint()
+}

@@ -1,0 +1,72 @@
+//! The verified-token cache: SHA-256(token) → principal, so a token seen before costs a hash and
+//! a lookup instead of an RSA verification. An entry lives no longer than `tokenCache.ttl`, nor
+//! past the token's `exp` (plus skew), and leaves at once when its signing key leaves its source.
+
+use super::bearer::TokenDigest;
+use super::claims::Principal;
+use moka::sync::Cache;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Cache<TokenDigest, Arc<Principal>>,
+    clock_skew: u64,
+}
+
+struct PerEntryExpiry {
+    ttl: Duration,
+    clock_skew: u64,
+}
+
+impl moka::Expiry<TokenDigest, Arc<Principal>> for PerEntryExpiry {
+    fn expire_after_create(&self, _key: &TokenDigest, principal: &Arc<Principal>, _created_at: Instant) -> Option<Duration> {
+        let remaining = principal.expires_at.map(|exp| {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            Duration::from_secs(exp.saturating_add(self.clock_skew).saturating_sub(now))
+        });
+        Some(remaining.map_or(self.ttl, |remaining| remaining.min(self.ttl)))
+    }
+}
+
+impl TokenCache {
+    pub fn new(max_entries: u64, ttl: Duration, clock_skew: Duration) -> TokenCache {
+        let inner = Cache::builder()
+            .max_capacity(max_entries)
+            .expire_after(PerEntryExpiry { ttl, clock_skew: clock_skew.as_secs() })
+            .support_invalidation_closures()
+            .build();
+        TokenCache { inner, clock_skew: clock_skew.as_secs() }
+    }
+
+    /// A cached principal whose token has not expired meanwhile.
+    pub fn get(&self, digest: &TokenDigest) -> Option<Arc<Principal>> {
+        let principal = self.inner.get(digest)?;
+        if let Some(exp) = principal.expires_at {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            if now > exp.saturating_add(self.clock_skew) {
+                self.inner.invalidate(digest);
+                return None;
+            }
+        }
+        Some(principal)
+    }
+
+    pub fn insert(&self, digest: TokenDigest, principal: Arc<Principal>) {
+        self.inner.insert(digest, principal);
+    }
+
+    /// Drop every entry verified by one of these keys.
+    pub fn evict_signed_by(&self, thumbprints: &[String]) {
+        let thumbprints = thumbprints.to_vec();
+        // Only fails when invalidation closures are not enabled, which `new` always does.
+        let _ = self
+            .inner
+            .invalidate_entries_if(move |_, principal| thumbprints.contains(&principal.key_thumbprint));
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.inner.run_pending_tasks();
+        self.inner.entry_count()
+    }
+}

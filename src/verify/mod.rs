@@ -1,0 +1,145 @@
+//! Authentication: `Authorization: Bearer <token>` → a checked `Principal`.
+//!
+//! Owns bearer extraction, signature verification against the `KeyStore`, every claim check
+//! (exp/nbf/iat with skew, iss/aud, key bindings, principal domain) and the verified-token cache.
+//! Leaves route decisions to `policy` and HTTP wording to `error`.
+
+mod bearer;
+mod cache;
+mod claims;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+pub use bearer::{bearer_token, fingerprint, TokenDigest};
+pub use cache::TokenCache;
+pub use claims::Principal;
+pub use token::{decode_unverified, UnverifiedToken};
+
+use crate::admin::metrics::Metrics;
+use crate::config::Config;
+use crate::jwks::KeyStore;
+use std::sync::Arc;
+
+/// Why a token was not accepted. Carries what failed (kid, alg, claim), never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    TokenMissing,
+    #[error("more than one Authorization header")]
+    MultipleAuthorization,
+    #[error("Authorization scheme is not Bearer")]
+    NotBearer,
+    #[error("token is not a well-formed JWT: {0}")]
+    Malformed(&'static str),
+    #[error("algorithm `{0}` is not accepted")]
+    AlgorithmRejected(String),
+    #[error("no trusted key has kid `{0}`")]
+    UnknownKid(String),
+    #[error("no key could be loaded from any source")]
+    NoKeysLoaded,
+    #[error("signature does not verify with any trusted key")]
+    BadSignature,
+    #[error("key `{0}` is not bound to this token's issuer or audience")]
+    KeyNotBound(String),
+    #[error("token has expired")]
+    Expired,
+    #[error("token has no expiry and this gateway requires one")]
+    NoExpiry,
+    #[error("token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("token was issued in the future (iat)")]
+    IssuedInFuture,
+    #[error("issuer `{0}` is not accepted")]
+    IssuerRejected(String),
+    #[error("audience is not accepted")]
+    AudienceRejected,
+    #[error("claim `{0}` has the wrong type")]
+    BadClaim(&'static str),
+    #[error("token names no principal (none of the principal claims is present)")]
+    NoPrincipal,
+    #[error("email domain does not match the principal domain")]
+    DomainMismatch,
+}
+
+impl AuthError {
+    /// A bounded label for `om_gateway_auth_decisions_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::TokenMissing => "token_missing",
+            AuthError::MultipleAuthorization => "multiple_authorization",
+            AuthError::NotBearer => "not_bearer",
+            AuthError::Malformed(_) => "malformed",
+            AuthError::AlgorithmRejected(_) => "algorithm_rejected",
+            AuthError::UnknownKid(_) => "unknown_kid",
+            AuthError::NoKeysLoaded => "no_keys",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::KeyNotBound(_) => "key_not_bound",
+            AuthError::Expired => "expired",
+            AuthError::NoExpiry => "no_expiry",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::IssuedInFuture => "issued_in_future",
+            AuthError::IssuerRejected(_) => "issuer_rejected",
+            AuthError::AudienceRejected => "audience_rejected",
+            AuthError::BadClaim(_) => "bad_claim",
+            AuthError::NoPrincipal => "no_principal",
+            AuthError::DomainMismatch => "domain_mismatch",
+        }
+    }
+}
+
+/// A verified request identity and the token's fingerprint for logs.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Arc<Principal>,
+    pub fingerprint: String,
+    pub cache_hit: bool,
+}
+
+/// Verifies tokens for one configuration generation.
+pub struct Authenticator {
+    settings: claims::ClaimSettings,
+    key_store: Arc<KeyStore>,
+    cache: TokenCache,
+    metrics: Arc<Metrics>,
+}
+
+impl Authenticator {
+    pub fn new(config: &Config, key_store: Arc<KeyStore>, metrics: Arc<Metrics>) -> Authenticator {
+        let cache = TokenCache::new(config.token_cache.max_entries, config.token_cache.ttl, config.auth.clock_skew);
+        let evict = cache.clone();
+        key_store.on_keys_removed(Box::new(move |thumbprints| evict.evict_signed_by(thumbprints)));
+        Authenticator { settings: claims::ClaimSettings::from_config(config), key_store, cache, metrics }
+    }
+
+    pub fn key_store(&self) -> &Arc<KeyStore> {
+        &self.key_store
+    }
+
+    /// Authenticate a request by its headers.
+    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Authenticated, AuthError> {
+        let token = bearer_token(headers)?;
+        self.authenticate_token(token).await
+    }
+
+    /// Authenticate a raw token (also used by `inspect`).
+    pub async fn authenticate_token(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let digest = TokenDigest::of(token);
+        if let Some(principal) = self.cache.get(&digest) {
+            self.metrics.token_cache_requests_total.with_label_values(&["hit"]).inc();
+            return Ok(Authenticated { principal, fingerprint: digest.fingerprint(), cache_hit: true });
+        }
+        self.metrics.token_cache_requests_total.with_label_values(&["miss"]).inc();
+        let principal = Arc::new(self.verify(token).await?);
+        self.cache.insert(digest.clone(), principal.clone());
+        Ok(Authenticated { principal, fingerprint: digest.fingerprint(), cache_hit: false })
+    }
+
+    /// The full check, without the cache.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let unverified = decode_unverified(token)?;
+        let key = token::find_verifying_key(&unverified, &self.key_store, &self.settings).await?;
+        claims::check_claims(&unverified.claims, &key, &self.settings)
+    }
+}
