@@ -43,7 +43,9 @@ impl Rejection {
             Rejection::Auth(_) => StatusCode::UNAUTHORIZED,
             Rejection::Forbidden(_) | Rejection::ImpersonationForbidden => StatusCode::FORBIDDEN,
             Rejection::BadPath(_) | Rejection::BadForwardAuth(_) => StatusCode::BAD_REQUEST,
-            Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             Rejection::Upstream(_) => StatusCode::BAD_GATEWAY,
             Rejection::NotFound => StatusCode::NOT_FOUND,
             Rejection::Draining => StatusCode::SERVICE_UNAVAILABLE,
@@ -56,11 +58,17 @@ impl Rejection {
         match self {
             Rejection::Auth(error) => auth_message(error, principal_domain),
             Rejection::Forbidden(denied) => format!("Forbidden: {denied}"),
-            Rejection::ImpersonationForbidden => "Only bot users can impersonate other users".into(),
+            Rejection::ImpersonationForbidden => {
+                "Only bot users can impersonate other users".into()
+            }
             Rejection::BadPath(error) => format!("Bad request: {error}"),
             Rejection::BadForwardAuth(what) => format!("Bad request: {what}"),
-            Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => "Gateway timeout: the upstream did not answer in time".into(),
-            Rejection::Upstream(_) => "Bad gateway: the upstream OpenMetadata server is unreachable".into(),
+            Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => {
+                "Gateway timeout: the upstream did not answer in time".into()
+            }
+            Rejection::Upstream(_) => {
+                "Bad gateway: the upstream OpenMetadata server is unreachable".into()
+            }
             Rejection::NotFound => "Not found".into(),
             Rejection::Draining => "Service unavailable: the gateway is shutting down".into(),
             Rejection::Internal => "Internal error".into(),
@@ -121,11 +129,16 @@ pub fn respond(rejection: &Rejection, principal_domain: &str) -> Response<Full<B
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::UNAUTHORIZED {
         let challenge = match rejection {
-            Rejection::Auth(AuthError::TokenMissing | AuthError::NotBearer) => HeaderValue::from_static("Bearer realm=\"om-gateway\""),
+            Rejection::Auth(AuthError::TokenMissing | AuthError::NotBearer) => {
+                HeaderValue::from_static("Bearer realm=\"om-gateway\"")
+            }
             _ => HeaderValue::from_static("Bearer realm=\"om-gateway\", error=\"invalid_token\""),
         };
         headers.insert(header::WWW_AUTHENTICATE, challenge);
@@ -137,6 +150,9 @@ pub fn respond(rejection: &Rejection, principal_domain: &str) -> Response<Full<B
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -3,8 +3,8 @@
 //! reason words; never raw paths, principals or tokens.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -24,7 +24,9 @@ pub struct Metrics {
     pub config_last_reload_success: Gauge,
 }
 
-const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 impl Metrics {
     pub fn new() -> Metrics {
@@ -40,49 +42,85 @@ impl Metrics {
         }
         let metrics = Metrics {
             requests_total: register!(IntCounterVec::new(
-                Opts::new("om_gateway_requests_total", "Requests answered, by route, method and status."),
+                Opts::new(
+                    "om_gateway_requests_total",
+                    "Requests answered, by route, method and status."
+                ),
                 &["route", "method", "status"]
             )),
             request_duration_seconds: register!(HistogramVec::new(
-                HistogramOpts::new("om_gateway_request_duration_seconds", "Time from request to response head, by route.")
-                    .buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new(
+                    "om_gateway_request_duration_seconds",
+                    "Time from request to response head, by route."
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
                 &["route"]
             )),
             upstream_duration_seconds: register!(Histogram::with_opts(
-                HistogramOpts::new("om_gateway_upstream_duration_seconds", "Time the upstream took to answer with a head.")
-                    .buckets(LATENCY_BUCKETS.to_vec())
+                HistogramOpts::new(
+                    "om_gateway_upstream_duration_seconds",
+                    "Time the upstream took to answer with a head."
+                )
+                .buckets(LATENCY_BUCKETS.to_vec())
             )),
             auth_decisions_total: register!(IntCounterVec::new(
-                Opts::new("om_gateway_auth_decisions_total", "Authentication and authorization decisions, by result and reason."),
+                Opts::new(
+                    "om_gateway_auth_decisions_total",
+                    "Authentication and authorization decisions, by result and reason."
+                ),
                 &["result", "reason"]
             )),
             jwks_fetch_total: register!(IntCounterVec::new(
-                Opts::new("om_gateway_jwks_fetch_total", "Key source fetches, by URL and result."),
+                Opts::new(
+                    "om_gateway_jwks_fetch_total",
+                    "Key source fetches, by URL and result."
+                ),
                 &["url", "result"]
             )),
             jwks_keys: register!(IntGaugeVec::new(
-                Opts::new("om_gateway_jwks_keys", "Keys currently trusted from each source."),
+                Opts::new(
+                    "om_gateway_jwks_keys",
+                    "Keys currently trusted from each source."
+                ),
                 &["url"]
             )),
             jwks_last_success_timestamp_seconds: register!(GaugeVec::new(
-                Opts::new("om_gateway_jwks_last_success_timestamp_seconds", "Unix time of each source's last good fetch."),
+                Opts::new(
+                    "om_gateway_jwks_last_success_timestamp_seconds",
+                    "Unix time of each source's last good fetch."
+                ),
                 &["url"]
             )),
             jwks_keys_dropped_total: register!(IntCounterVec::new(
-                Opts::new("om_gateway_jwks_keys_dropped_total", "Times a failing source's keys were dropped after maxStale."),
+                Opts::new(
+                    "om_gateway_jwks_keys_dropped_total",
+                    "Times a failing source's keys were dropped after maxStale."
+                ),
                 &["url"]
             )),
             token_cache_requests_total: register!(IntCounterVec::new(
-                Opts::new("om_gateway_token_cache_requests_total", "Verified-token cache lookups, by hit or miss."),
+                Opts::new(
+                    "om_gateway_token_cache_requests_total",
+                    "Verified-token cache lookups, by hit or miss."
+                ),
                 &["result"]
             )),
-            inflight_requests: register!(IntGauge::new("om_gateway_inflight_requests", "Requests being served now.")),
+            inflight_requests: register!(IntGauge::new(
+                "om_gateway_inflight_requests",
+                "Requests being served now."
+            )),
             build_info: register!(IntGaugeVec::new(
-                Opts::new("om_gateway_build_info", "Always 1; the version label names the build."),
+                Opts::new(
+                    "om_gateway_build_info",
+                    "Always 1; the version label names the build."
+                ),
                 &["version"]
             )),
             config_reloads_total: register!(IntCounterVec::new(
-                Opts::new("om_gateway_config_reloads_total", "SIGHUP reloads, by result."),
+                Opts::new(
+                    "om_gateway_config_reloads_total",
+                    "SIGHUP reloads, by result."
+                ),
                 &["result"]
             )),
             config_last_reload_success: register!(Gauge::new(
@@ -91,7 +129,10 @@ impl Metrics {
             )),
             registry,
         };
-        metrics.build_info.with_label_values(&[crate::VERSION]).set(1);
+        metrics
+            .build_info
+            .with_label_values(&[crate::VERSION])
+            .set(1);
         metrics.config_last_reload_success.set(1.0);
         metrics
     }
@@ -100,14 +141,19 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
-        if encoder.encode(&self.registry.gather(), &mut buffer).is_err() {
+        if encoder
+            .encode(&self.registry.gather(), &mut buffer)
+            .is_err()
+        {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()
     }
 
     pub fn auth_decision(&self, result: &str, reason: &str) {
-        self.auth_decisions_total.with_label_values(&[result, reason]).inc();
+        self.auth_decisions_total
+            .with_label_values(&[result, reason])
+            .inc();
     }
 }
 

@@ -9,20 +9,27 @@ use serde_json::json;
 
 pub async fn handle<B>(gateway: &Gateway, request: Request<B>) -> Response<Full<Bytes>> {
     if !matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
-        return json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"code": 405, "message": "Method not allowed"}));
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"code": 405, "message": "Method not allowed"}),
+        );
     }
     match request.uri().path() {
         "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
         "/readyz" => readiness(gateway),
         "/metrics" => {
             let mut response = Response::new(Full::new(Bytes::from(gateway.metrics.render())));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
             response
         }
         "/keys" => keys(gateway),
-        _ => json_response(StatusCode::NOT_FOUND, &json!({"code": 404, "message": "Not found"})),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"code": 404, "message": "Not found"}),
+        ),
     }
 }
 
@@ -33,8 +40,18 @@ fn readiness(gateway: &Gateway) -> Response<Full<Bytes>> {
     let sources = key_store.status();
     let draining = gateway.is_draining();
     let ready = !draining && key_store.key_count() > 0;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let state = if draining { "draining" } else if ready { "ready" } else { "waiting for keys" };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let state = if draining {
+        "draining"
+    } else if ready {
+        "ready"
+    } else {
+        "waiting for keys"
+    };
     json_response(status, &json!({ "status": state, "keySources": sources }))
 }
 
@@ -58,5 +75,8 @@ fn keys(gateway: &Gateway) -> Response<Full<Bytes>> {
             })
         })
         .collect();
-    json_response(StatusCode::OK, &json!({ "keys": keys, "sources": key_store.status() }))
+    json_response(
+        StatusCode::OK,
+        &json!({ "keys": keys, "sources": key_store.status() }),
+    )
 }

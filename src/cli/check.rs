@@ -18,13 +18,16 @@ pub fn check(args: ConfigArgs) -> i32 {
 
 /// The configuration after defaults and overrides, in the file's own shape.
 pub fn effective_yaml(config: &Config) -> String {
-    serde_saphyr::to_string(&effective_value(config)).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    serde_saphyr::to_string(&effective_value(config))
+        .unwrap_or_else(|error| format!("# cannot render: {error}\n"))
 }
 
 /// Credentials in URLs (`user:pass@host`) are the only secrets a config can hold.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://<redacted>@{}", &url[..scheme_end], &url[at + 1..]),
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://<redacted>@{}", &url[..scheme_end], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }
@@ -100,7 +103,10 @@ fn route_value(route: &RouteRule) -> Value {
         PathMatch::Any | PathMatch::OutsideApi => {}
     }
     if let Some(methods) = &route.methods {
-        matcher.insert("methods".into(), json!(methods.iter().map(|m| m.as_str()).collect::<Vec<_>>()));
+        matcher.insert(
+            "methods".into(),
+            json!(methods.iter().map(|m| m.as_str()).collect::<Vec<_>>()),
+        );
     }
     let require = &route.require;
     let mut requirement = serde_json::Map::new();
@@ -119,7 +125,14 @@ fn route_value(route: &RouteRule) -> Value {
         }
     }
     if !require.claims.is_empty() {
-        requirement.insert("claims".into(), require.claims.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+        requirement.insert(
+            "claims".into(),
+            require
+                .claims
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect(),
+        );
     }
     json!({"name": route.name, "match": matcher, "require": requirement, "deny": route.deny})
 }

@@ -79,14 +79,19 @@ where
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
 /// The demo JWKS in OpenMetadata's own form: `n` padded base64url over a modulus with a leading 0.
 fn demo_jwks() -> anyhow::Result<serde_json::Value> {
     let key = crate::jwks::parse::parse_pem(DEMO_PUBLIC_KEY, None)?;
-    let modulus = key.modulus.ok_or_else(|| anyhow::anyhow!("demo key has no modulus"))?;
+    let modulus = key
+        .modulus
+        .ok_or_else(|| anyhow::anyhow!("demo key has no modulus"))?;
     let mut padded = vec![0u8];
     padded.extend_from_slice(&modulus);
     Ok(serde_json::json!({"keys": [{
@@ -96,9 +101,18 @@ fn demo_jwks() -> anyhow::Result<serde_json::Value> {
 
 /// An upstream that answers like OpenMetadata and shows what the gateway told it.
 fn demo_upstream(request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     if request.uri().path() == "/api/v1/system/version" {
-        return json(StatusCode::OK, serde_json::json!({"version": "1.6.0 (om-gateway demo upstream)"}));
+        return json(
+            StatusCode::OK,
+            serde_json::json!({"version": "1.6.0 (om-gateway demo upstream)"}),
+        );
     }
     json(
         StatusCode::OK,
@@ -118,7 +132,13 @@ fn demo_upstream(request: Request<Incoming>) -> Response<Full<Bytes>> {
     )
 }
 
-fn demo_token(subject: &str, is_bot: bool, token_type: &str, roles: &[&str], expires_in: Option<i64>) -> anyhow::Result<String> {
+fn demo_token(
+    subject: &str,
+    is_bot: bool,
+    token_type: &str,
+    roles: &[&str],
+    expires_in: Option<i64>,
+) -> anyhow::Result<String> {
     mint_token(&TokenRequest {
         private_key_pem: DEMO_PRIVATE_KEY.to_vec(),
         algorithm: jsonwebtoken::Algorithm::RS256,
@@ -143,7 +163,10 @@ pub async fn start_demo(listen: SocketAddr) -> anyhow::Result<DemoHandle> {
             *response.body_mut() = Full::new(Bytes::from(jwks.clone()));
             response
         } else {
-            json(StatusCode::NOT_FOUND, serde_json::json!({"code": 404, "message": "not found"}))
+            json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"code": 404, "message": "not found"}),
+            )
         }
     })
     .await?;
@@ -156,22 +179,61 @@ pub async fn start_demo(listen: SocketAddr) -> anyhow::Result<DemoHandle> {
     );
     let environment: HashMap<String, String> = HashMap::new();
     let config = load(LoadInput {
-        gateway_file: Some(ConfigText { name: "demo".into(), text: yaml }),
+        gateway_file: Some(ConfigText {
+            name: "demo".into(),
+            text: yaml,
+        }),
         openmetadata_file: None,
         environment: &environment,
     })
     .map_err(|error| anyhow::anyhow!("demo configuration: {error}"))?;
     let server = crate::server::start(config).await?;
     let bot = demo_token("ingestion-bot", true, "BOT", &["IngestionBotRole"], None)?;
-    let personal = demo_token("alice", false, "PERSONAL_ACCESS", &["DataSteward"], Some(3600))?;
-    let expired = demo_token("alice", false, "PERSONAL_ACCESS", &["DataSteward"], Some(-3600))?;
+    let personal = demo_token(
+        "alice",
+        false,
+        "PERSONAL_ACCESS",
+        &["DataSteward"],
+        Some(3600),
+    )?;
+    let expired = demo_token(
+        "alice",
+        false,
+        "PERSONAL_ACCESS",
+        &["DataSteward"],
+        Some(-3600),
+    )?;
     // Flip one character in the middle of the signature: well-formed, but it no longer verifies.
     let bad_signature = flip_signature_character(&personal);
     let cases = vec![
-        DemoCase { title: "bot token (\"exp\": null, isBot true)", method: "GET", path: "/api/v1/tables", token: bot.clone(), expected: 200 },
-        DemoCase { title: "personal access token", method: "GET", path: "/api/v1/tables", token: personal.clone(), expected: 200 },
-        DemoCase { title: "expired token", method: "GET", path: "/api/v1/tables", token: expired, expected: 401 },
-        DemoCase { title: "bad signature", method: "GET", path: "/api/v1/tables", token: bad_signature, expected: 401 },
+        DemoCase {
+            title: "bot token (\"exp\": null, isBot true)",
+            method: "GET",
+            path: "/api/v1/tables",
+            token: bot.clone(),
+            expected: 200,
+        },
+        DemoCase {
+            title: "personal access token",
+            method: "GET",
+            path: "/api/v1/tables",
+            token: personal.clone(),
+            expected: 200,
+        },
+        DemoCase {
+            title: "expired token",
+            method: "GET",
+            path: "/api/v1/tables",
+            token: expired,
+            expected: 401,
+        },
+        DemoCase {
+            title: "bad signature",
+            method: "GET",
+            path: "/api/v1/tables",
+            token: bad_signature,
+            expected: 401,
+        },
         DemoCase {
             title: "forbidden by route `ingestion-pipelines-write` (needs a bot)",
             method: "POST",
@@ -179,10 +241,27 @@ pub async fn start_demo(listen: SocketAddr) -> anyhow::Result<DemoHandle> {
             token: personal,
             expected: 403,
         },
-        DemoCase { title: "no token", method: "GET", path: "/api/v1/tables", token: String::new(), expected: 401 },
-        DemoCase { title: "public endpoint, no token needed", method: "GET", path: "/api/v1/system/version", token: String::new(), expected: 200 },
+        DemoCase {
+            title: "no token",
+            method: "GET",
+            path: "/api/v1/tables",
+            token: String::new(),
+            expected: 401,
+        },
+        DemoCase {
+            title: "public endpoint, no token needed",
+            method: "GET",
+            path: "/api/v1/system/version",
+            token: String::new(),
+            expected: 200,
+        },
     ];
-    Ok(DemoHandle { server, issuer_address, upstream_address, cases })
+    Ok(DemoHandle {
+        server,
+        issuer_address,
+        upstream_address,
+        cases,
+    })
 }
 
 /// Wait until the gateway has loaded the demo key.
@@ -200,7 +279,9 @@ async fn wait_ready(admin: SocketAddr) -> bool {
 }
 
 pub fn demo(args: DemoArgs) -> i32 {
-    let Ok(runtime) = super::runtime() else { return EXIT_FAILURE };
+    let Ok(runtime) = super::runtime() else {
+        return EXIT_FAILURE;
+    };
     runtime.block_on(async move {
         let handle = match start_demo(args.listen).await {
             Ok(handle) => handle,
@@ -262,6 +343,16 @@ pub fn flip_signature_character(token: &str) -> String {
     let position = signature_start + (token.len() - signature_start) / 2;
     token
         .char_indices()
-        .map(|(index, c)| if index == position { if c == 'A' { 'B' } else { 'A' } } else { c })
+        .map(|(index, c)| {
+            if index == position {
+                if c == 'A' {
+                    'B'
+                } else {
+                    'A'
+                }
+            } else {
+                c
+            }
+        })
         .collect()
 }

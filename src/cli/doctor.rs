@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 /// OpenMetadata's quickstart key: its private half ships with OpenMetadata, so anyone can mint
 /// tokens it verifies. Matched by modulus, whatever kid a source gives it.
-const OPENMETADATA_DEFAULT_KEY: &[u8] = include_bytes!("../jwks/openmetadata-default-public-key.pem");
+const OPENMETADATA_DEFAULT_KEY: &[u8] =
+    include_bytes!("../jwks/openmetadata-default-public-key.pem");
 
 /// What `doctor` found: problems fail the run, warnings do not.
 #[derive(Debug, Default)]
@@ -24,7 +25,9 @@ pub fn doctor(args: ConfigArgs) -> i32 {
         Ok(config) => config,
         Err(error) => return report_config_error(&error),
     };
-    let Ok(runtime) = super::runtime() else { return EXIT_FAILURE };
+    let Ok(runtime) = super::runtime() else {
+        return EXIT_FAILURE;
+    };
     let findings = runtime.block_on(examine(&config, running_in_container()));
     for note in &findings.notes {
         println!("ok       {note}");
@@ -36,10 +39,17 @@ pub fn doctor(args: ConfigArgs) -> i32 {
         println!("PROBLEM  {problem}");
     }
     if findings.problems.is_empty() {
-        println!("doctor: no problem found ({} warnings)", findings.warnings.len());
+        println!(
+            "doctor: no problem found ({} warnings)",
+            findings.warnings.len()
+        );
         EXIT_OK
     } else {
-        println!("doctor: {} problems, {} warnings", findings.problems.len(), findings.warnings.len());
+        println!(
+            "doctor: {} problems, {} warnings",
+            findings.problems.len(),
+            findings.warnings.len()
+        );
         EXIT_FAILURE
     }
 }
@@ -47,8 +57,15 @@ pub fn doctor(args: ConfigArgs) -> i32 {
 /// Probe and lint; `in_container` decides whether localhost key URLs are suspicious.
 pub async fn examine(config: &Config, in_container: bool) -> Findings {
     let mut findings = Findings::default();
-    let default_modulus = crate::jwks::parse::parse_pem(OPENMETADATA_DEFAULT_KEY, None).ok().and_then(|key| key.modulus);
-    let key_store = match KeyStore::new(&config.auth.key_sources, &config.auth.key_files, config.jwks.clone(), Arc::new(Metrics::new())) {
+    let default_modulus = crate::jwks::parse::parse_pem(OPENMETADATA_DEFAULT_KEY, None)
+        .ok()
+        .and_then(|key| key.modulus);
+    let key_store = match KeyStore::new(
+        &config.auth.key_sources,
+        &config.auth.key_files,
+        config.jwks.clone(),
+        Arc::new(Metrics::new()),
+    ) {
         Ok(store) => store,
         Err(error) => {
             findings.problems.push(error.to_string());
@@ -60,26 +77,51 @@ pub async fn examine(config: &Config, in_container: bool) -> Findings {
     for status in &statuses {
         let url = &status.url;
         if status.keys == 0 {
-            findings.problems.push(format!("{url}: no usable key ({})", status.last_error.clone().unwrap_or_else(|| status.skipped_keys.join("; "))));
+            findings.problems.push(format!(
+                "{url}: no usable key ({})",
+                status
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| status.skipped_keys.join("; "))
+            ));
         } else {
-            let tls = if url.starts_with("https://") { "TLS verified, " } else { "" };
-            findings.notes.push(format!("{url}: {tls}{} keys, kids [{}]", status.keys, status.kids.join(", ")));
+            let tls = if url.starts_with("https://") {
+                "TLS verified, "
+            } else {
+                ""
+            };
+            findings.notes.push(format!(
+                "{url}: {tls}{} keys, kids [{}]",
+                status.keys,
+                status.kids.join(", ")
+            ));
         }
         for skipped in &status.skipped_keys {
-            findings.warnings.push(format!("{url}: key skipped: {skipped}"));
+            findings
+                .warnings
+                .push(format!("{url}: key skipped: {skipped}"));
         }
         if let Some(skew) = status.date_header.as_deref().and_then(clock_skew_seconds) {
             if skew.abs() > config.auth.clock_skew.as_secs() as i64 {
-                findings.warnings.push(format!("{url}: its clock differs from ours by {skew}s, more than clockSkew"));
+                findings.warnings.push(format!(
+                    "{url}: its clock differs from ours by {skew}s, more than clockSkew"
+                ));
             } else {
                 findings.notes.push(format!("{url}: clock skew {skew}s"));
             }
         }
-        let host = url.split("://").nth(1).and_then(|rest| rest.split(['/', ':']).next()).unwrap_or("");
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or("");
         if in_container && matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
             findings.warnings.push(format!("{url}: a localhost key URL inside a container points at the container itself, not at OpenMetadata"));
         }
-        if host.ends_with("googleapis.com") && status.audiences.is_empty() && config.auth.audiences.is_empty() {
+        if host.ends_with("googleapis.com")
+            && status.audiences.is_empty()
+            && config.auth.audiences.is_empty()
+        {
             findings.warnings.push(format!("{url}: Google keys sign tokens for every Google client; bind this source to your client id with keySources[].audiences"));
         }
     }
@@ -94,7 +136,10 @@ pub async fn examine(config: &Config, in_container: bool) -> Findings {
         }
     }
     if config.upstream.insecure_skip_verify {
-        findings.warnings.push("upstream.tls.insecureSkipVerify is on: the upstream's certificate is not checked".into());
+        findings.warnings.push(
+            "upstream.tls.insecureSkipVerify is on: the upstream's certificate is not checked"
+                .into(),
+        );
     }
     probe_upstream(config, &mut findings).await;
     findings
@@ -103,7 +148,13 @@ pub async fn examine(config: &Config, in_container: bool) -> Findings {
 async fn probe_upstream(config: &Config, findings: &mut Findings) {
     let base = config.upstream.url.to_string();
     let url = format!("{}/api/v1/system/version", base.trim_end_matches('/'));
-    let client = match crate::jwks::fetch::build_client(config.upstream.connect_timeout.max(std::time::Duration::from_secs(2)), config.upstream.ca_file.as_deref()) {
+    let client = match crate::jwks::fetch::build_client(
+        config
+            .upstream
+            .connect_timeout
+            .max(std::time::Duration::from_secs(2)),
+        config.upstream.ca_file.as_deref(),
+    ) {
         Ok(client) => client,
         Err(error) => {
             findings.problems.push(format!("upstream {base}: {error}"));
@@ -111,29 +162,45 @@ async fn probe_upstream(config: &Config, findings: &mut Findings) {
         }
     };
     match client.get(&url).send().await {
-        Ok(response) => findings.notes.push(format!("upstream {base}: reachable ({} on /api/v1/system/version)", response.status())),
-        Err(error) => findings.problems.push(format!("upstream {base}: unreachable: {error}")),
+        Ok(response) => findings.notes.push(format!(
+            "upstream {base}: reachable ({} on /api/v1/system/version)",
+            response.status()
+        )),
+        Err(error) => findings
+            .problems
+            .push(format!("upstream {base}: unreachable: {error}")),
     }
 }
 
 /// Seconds between a peer's `Date` header and our clock (positive: theirs is ahead).
 pub fn clock_skew_seconds(date: &str) -> Option<i64> {
     let theirs = parse_http_date(date)?;
-    let ours = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    let ours = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
     Some(theirs - ours)
 }
 
 /// RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn parse_http_date(text: &str) -> Option<i64> {
     let parts: Vec<&str> = text.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let month = months.iter().position(|m| m == month)? as i64 + 1;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
     let mut clock = time.split(':').map(|p| p.parse::<i64>().ok());
     let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
     // Days from civil (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + day - 1;
@@ -144,5 +211,6 @@ fn parse_http_date(text: &str) -> Option<i64> {
 
 /// Docker leaves /.dockerenv; Kubernetes sets KUBERNETES_SERVICE_HOST.
 fn running_in_container() -> bool {
-    std::path::Path::new("/.dockerenv").exists() || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+    std::path::Path::new("/.dockerenv").exists()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
 }

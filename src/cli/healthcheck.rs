@@ -11,16 +11,25 @@ pub struct HealthcheckArgs {
 }
 
 pub fn healthcheck(args: HealthcheckArgs) -> i32 {
-    let Ok(runtime) = super::runtime() else { return EXIT_FAILURE };
+    let Ok(runtime) = super::runtime() else {
+        return EXIT_FAILURE;
+    };
     runtime.block_on(async {
-        let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build() {
+        let client = match reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()
+        {
             Ok(client) => client,
             Err(_) => return EXIT_FAILURE,
         };
         match client.get(&args.url).send().await {
             Ok(response) if response.status() == reqwest::StatusCode::OK => EXIT_OK,
             Ok(response) => {
-                eprintln!("om-gateway healthcheck: {} answered {}", args.url, response.status());
+                eprintln!(
+                    "om-gateway healthcheck: {} answered {}",
+                    args.url,
+                    response.status()
+                );
                 EXIT_FAILURE
             }
             Err(error) => {

@@ -47,10 +47,15 @@ pub fn inspect(args: InspectArgs) -> i32 {
         return EXIT_INVALID;
     }
     let Ok(method) = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes()) else {
-        eprintln!("om-gateway inspect: --method `{}` is not an HTTP method", args.method);
+        eprintln!(
+            "om-gateway inspect: --method `{}` is not an HTTP method",
+            args.method
+        );
         return EXIT_INVALID;
     };
-    let Ok(runtime) = super::runtime() else { return EXIT_FAILURE };
+    let Ok(runtime) = super::runtime() else {
+        return EXIT_FAILURE;
+    };
     runtime.block_on(async move {
         println!("token     fingerprint {} ({} bytes)", fingerprint(&token), token.len());
         match decode_unverified(&token) {

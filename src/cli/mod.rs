@@ -21,7 +21,11 @@ pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_INVALID: i32 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "om-gateway", version, about = "Authenticating reverse proxy for the OpenMetadata API")]
+#[command(
+    name = "om-gateway",
+    version,
+    about = "Authenticating reverse proxy for the OpenMetadata API"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -73,7 +77,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = if error.use_stderr() { EXIT_INVALID } else { EXIT_OK };
+            let code = if error.use_stderr() {
+                EXIT_INVALID
+            } else {
+                EXIT_OK
+            };
             let _ = error.print();
             return code;
         }
@@ -92,7 +100,9 @@ pub fn main() -> i32 {
 
 /// A multi-threaded runtime for the commands that serve or fetch.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Print a configuration error the way every subcommand does.

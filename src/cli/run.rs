@@ -8,7 +8,10 @@ pub fn run(args: ConfigArgs) -> i32 {
         Ok(config) => config,
         Err(error) => return report_config_error(&error),
     };
-    crate::telemetry::init(config.server.log_format, ProcessEnvironment.var("OM_GATEWAY_LOG").as_deref());
+    crate::telemetry::init(
+        config.server.log_format,
+        ProcessEnvironment.var("OM_GATEWAY_LOG").as_deref(),
+    );
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -21,7 +24,11 @@ pub fn run(args: ConfigArgs) -> i32 {
             Ok(server) => server,
             Err(error) => {
                 eprintln!("om-gateway: {error}");
-                return if error.is_configuration() { EXIT_INVALID } else { EXIT_FAILURE };
+                return if error.is_configuration() {
+                    EXIT_INVALID
+                } else {
+                    EXIT_FAILURE
+                };
             }
         };
         match wait_for_signals(&server).await {

@@ -105,7 +105,10 @@ pub fn token(args: TokenArgs) -> i32 {
     let pem = match std::fs::read(&args.private_key) {
         Ok(pem) => pem,
         Err(error) => {
-            eprintln!("om-gateway token: --private-key {}: {error}", args.private_key.display());
+            eprintln!(
+                "om-gateway token: --private-key {}: {error}",
+                args.private_key.display()
+            );
             return EXIT_INVALID;
         }
     };
@@ -117,14 +120,19 @@ pub fn token(args: TokenArgs) -> i32 {
         }
     };
     let Some(algorithm) = crate::jwks::parse::parse_algorithm(&args.alg) else {
-        eprintln!("om-gateway token: --alg: `{}` is not one of RS256, RS384, RS512, ES256, ES384", args.alg);
+        eprintln!(
+            "om-gateway token: --alg: `{}` is not one of RS256, RS384, RS512, ES256, ES384",
+            args.alg
+        );
         return EXIT_INVALID;
     };
     let request = TokenRequest {
         private_key_pem: pem,
         algorithm,
         kid: Some(args.kid),
-        token_type: args.token_type.or_else(|| Some(if args.bot { "BOT" } else { "PERSONAL_ACCESS" }.into())),
+        token_type: args
+            .token_type
+            .or_else(|| Some(if args.bot { "BOT" } else { "PERSONAL_ACCESS" }.into())),
         subject: args.sub,
         email: args.email,
         is_bot: args.bot,
@@ -139,7 +147,10 @@ pub fn token(args: TokenArgs) -> i32 {
             EXIT_OK
         }
         Err(error) => {
-            eprintln!("om-gateway token: cannot sign with {}: {error}", args.private_key.display());
+            eprintln!(
+                "om-gateway token: cannot sign with {}: {error}",
+                args.private_key.display()
+            );
             EXIT_INVALID
         }
     }

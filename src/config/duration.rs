@@ -14,15 +14,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration; expected e.g. 500ms, 30s, 10m, 24h".into());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration; expected e.g. 500ms, 30s, 10m, 24h"));
+            return Err(format!(
+                "`{text}` is not a duration; expected e.g. 500ms, 30s, 10m, 24h"
+            ));
         }
         let number: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("`{text}`: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -32,7 +38,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => Duration::from_secs(number.saturating_mul(3600)),
             "d" => Duration::from_secs(number.saturating_mul(86_400)),
             "" => return Err(format!("`{text}` has no unit; expected ms, s, m, h or d")),
-            other => return Err(format!("`{text}`: unknown unit `{other}`; expected ms, s, m, h or d")),
+            other => {
+                return Err(format!(
+                    "`{text}`: unknown unit `{other}`; expected ms, s, m, h or d"
+                ))
+            }
         };
         total = total.saturating_add(part);
     }

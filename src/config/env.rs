@@ -60,7 +60,12 @@ pub fn parse_list(value: &str) -> Vec<String> {
         .unwrap_or(trimmed);
     inner
         .split(',')
-        .map(|item| item.trim().trim_matches(|c| c == '"' || c == '\'').trim().to_string())
+        .map(|item| {
+            item.trim()
+                .trim_matches(|c| c == '"' || c == '\'')
+                .trim()
+                .to_string()
+        })
         .filter(|item| !item.is_empty())
         .collect()
 }
@@ -85,7 +90,11 @@ fn parse_bool(name: &str, value: &str, problems: &mut Vec<ConfigProblem>) -> Opt
 /// Overlay environment variables on the merged file configuration (environment wins).
 pub fn apply_overrides(raw: &mut RawConfig, environment: &dyn Environment) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
-    let nonempty = |name: &str| environment.var(name).filter(|value| !value.trim().is_empty());
+    let nonempty = |name: &str| {
+        environment
+            .var(name)
+            .filter(|value| !value.trim().is_empty())
+    };
 
     let server = raw.server.get_or_insert_with(RawServer::default);
     if let Some(value) = nonempty("OM_GATEWAY_LISTEN") {

@@ -14,8 +14,14 @@ pub struct LineIndex {
 }
 
 enum Frame {
-    Mapping { path: String, pending_key: Option<String> },
-    Sequence { path: String, next_index: usize },
+    Mapping {
+        path: String,
+        pending_key: Option<String>,
+    },
+    Sequence {
+        path: String,
+        next_index: usize,
+    },
 }
 
 impl LineIndex {
@@ -28,17 +34,27 @@ impl LineIndex {
             let position = (span.start.line(), span.start.col() + 1);
             match event {
                 Event::Scalar(value, ..) => {
-                    if let Some(child) = child_path(&mut stack, Some(value.as_ref()), position, &mut positions) {
+                    if let Some(child) =
+                        child_path(&mut stack, Some(value.as_ref()), position, &mut positions)
+                    {
                         positions.entry(child).or_insert(position);
                     }
                 }
                 Event::MappingStart(..) => {
-                    let path = child_path(&mut stack, None, position, &mut positions).unwrap_or_default();
-                    stack.push(Frame::Mapping { path, pending_key: None });
+                    let path =
+                        child_path(&mut stack, None, position, &mut positions).unwrap_or_default();
+                    stack.push(Frame::Mapping {
+                        path,
+                        pending_key: None,
+                    });
                 }
                 Event::SequenceStart(..) => {
-                    let path = child_path(&mut stack, None, position, &mut positions).unwrap_or_default();
-                    stack.push(Frame::Sequence { path, next_index: 0 });
+                    let path =
+                        child_path(&mut stack, None, position, &mut positions).unwrap_or_default();
+                    stack.push(Frame::Sequence {
+                        path,
+                        next_index: 0,
+                    });
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
                     stack.pop();

@@ -228,7 +228,10 @@ pub fn load_files(
     let read = |path: &std::path::Path| -> Result<ConfigText, ConfigError> {
         let name = path.display().to_string();
         std::fs::read_to_string(path)
-            .map(|text| ConfigText { name: name.clone(), text })
+            .map(|text| ConfigText {
+                name: name.clone(),
+                text,
+            })
             .map_err(|error| ConfigError::single(Some(&name), "", format!("cannot read: {error}")))
     };
     let gateway_path = gateway_file
@@ -236,7 +239,11 @@ pub fn load_files(
         .or_else(|| environment.var("OM_GATEWAY_CONFIG").map(PathBuf::from));
     let openmetadata_path = openmetadata_file
         .map(std::path::Path::to_path_buf)
-        .or_else(|| environment.var("OM_GATEWAY_OPENMETADATA_CONFIG").map(PathBuf::from));
+        .or_else(|| {
+            environment
+                .var("OM_GATEWAY_OPENMETADATA_CONFIG")
+                .map(PathBuf::from)
+        });
     let input = LoadInput {
         gateway_file: gateway_path.as_deref().map(read).transpose()?,
         openmetadata_file: openmetadata_path.as_deref().map(read).transpose()?,

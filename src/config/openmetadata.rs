@@ -53,7 +53,11 @@ pub struct OpenMetadataAuth {
 }
 
 /// Parse openmetadata.yaml after substitution and extract what the gateway trusts.
-pub fn read(name: &str, text: &str, environment: &dyn Environment) -> Result<OpenMetadataAuth, Vec<ConfigProblem>> {
+pub fn read(
+    name: &str,
+    text: &str,
+    environment: &dyn Environment,
+) -> Result<OpenMetadataAuth, Vec<ConfigProblem>> {
     let substituted = substitute(text, environment);
     let document: Value = serde_saphyr::from_str(&substituted).map_err(|error| {
         let location = error.location();
@@ -81,7 +85,12 @@ pub fn read(name: &str, text: &str, environment: &dyn Environment) -> Result<Ope
             provider: string_at(block, "provider"),
             public_key_urls: list_at(block, "publicKeyUrls", key, &mut problem),
             jwt_principal_claims: list_at(block, "jwtPrincipalClaims", key, &mut problem),
-            jwt_principal_claims_mapping: list_at(block, "jwtPrincipalClaimsMapping", key, &mut problem),
+            jwt_principal_claims_mapping: list_at(
+                block,
+                "jwtPrincipalClaimsMapping",
+                key,
+                &mut problem,
+            ),
             token_validation_algorithm: string_at(block, "tokenValidationAlgorithm"),
             ..RawAuthentication::default()
         }
@@ -100,7 +109,10 @@ pub fn read(name: &str, text: &str, environment: &dyn Environment) -> Result<Ope
         }
     });
     if problems.is_empty() {
-        Ok(OpenMetadataAuth { authentication, authorizer })
+        Ok(OpenMetadataAuth {
+            authentication,
+            authorizer,
+        })
     } else {
         Err(problems)
     }
@@ -119,7 +131,12 @@ fn string_at(block: &Value, key: &str) -> Option<String> {
     }
 }
 
-fn list_at(block: &Value, key: &str, parent: &str, problem: &mut impl FnMut(&str, String)) -> Option<Vec<String>> {
+fn list_at(
+    block: &Value,
+    key: &str,
+    parent: &str,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<Vec<String>> {
     match block.get(key)? {
         Value::Array(items) => Some(
             items
@@ -136,7 +153,10 @@ fn list_at(block: &Value, key: &str, parent: &str, problem: &mut impl FnMut(&str
         Value::String(value) => Some(parse_list(value)),
         Value::Null => Some(Vec::new()),
         other => {
-            problem(&format!("{parent}.{key}"), format!("expected a list, found {other}"));
+            problem(
+                &format!("{parent}.{key}"),
+                format!("expected a list, found {other}"),
+            );
             None
         }
     }

@@ -57,7 +57,10 @@ impl Problems {
                 // `:8080` means every interface, as Go-style tools write it.
                 Some(Ok(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
                 _ => {
-                    self.add(key, format!("`{text}` is not a socket address; expected e.g. 0.0.0.0:8080"));
+                    self.add(
+                        key,
+                        format!("`{text}` is not a socket address; expected e.g. 0.0.0.0:8080"),
+                    );
                     fallback()
                 }
             },
@@ -68,7 +71,11 @@ impl Problems {
 pub(super) fn load(input: LoadInput<'_>) -> Result<Config, ConfigError> {
     let environment = input.environment;
     let (mut raw, file_name, index) = match &input.gateway_file {
-        Some(file) => (parse_gateway_file(file)?, Some(file.name.clone()), LineIndex::build(&file.text)),
+        Some(file) => (
+            parse_gateway_file(file)?,
+            Some(file.name.clone()),
+            LineIndex::build(&file.text),
+        ),
         None => (RawConfig::default(), None, LineIndex::default()),
     };
     let mut problems = Problems {
@@ -84,12 +91,16 @@ pub(super) fn load(input: LoadInput<'_>) -> Result<Config, ConfigError> {
             .map_err(|problems| ConfigError { problems })?;
         merge_openmetadata(&mut raw, server, &mut problems.openmetadata_keys);
     }
-    problems.problems.extend(apply_overrides(&mut raw, environment));
+    problems
+        .problems
+        .extend(apply_overrides(&mut raw, environment));
     let config = build(raw, &mut problems);
     if problems.problems.is_empty() {
         Ok(config)
     } else {
-        Err(ConfigError { problems: problems.problems })
+        Err(ConfigError {
+            problems: problems.problems,
+        })
     }
 }
 
@@ -99,13 +110,24 @@ fn parse_gateway_file(file: &ConfigText) -> Result<RawConfig, ConfigError> {
     }
     serde_saphyr::from_str::<RawConfig>(&file.text).map_err(|error| {
         let location = error.location();
-        let (line, column) = (location.map(|l| l.line() as usize), location.map(|l| l.column() as usize));
-        let key = line.and_then(|line| key_at_line(&file.text, line)).unwrap_or_default();
+        let (line, column) = (
+            location.map(|l| l.line() as usize),
+            location.map(|l| l.column() as usize),
+        );
+        let key = line
+            .and_then(|line| key_at_line(&file.text, line))
+            .unwrap_or_default();
         let message = error.to_string();
         let message = message.lines().next().unwrap_or(&message).to_string();
         let message = strip_location_suffix(&message);
         ConfigError {
-            problems: vec![ConfigProblem { file: Some(file.name.clone()), line, column, key, message }],
+            problems: vec![ConfigProblem {
+                file: Some(file.name.clone()),
+                line,
+                column,
+                key,
+                message,
+            }],
         }
     })
 }
@@ -130,7 +152,9 @@ fn merge_openmetadata(
     origin: &mut HashSet<&'static str>,
 ) {
     if let Some(from_server) = server.authentication {
-        let ours = raw.authentication_configuration.get_or_insert_with(Default::default);
+        let ours = raw
+            .authentication_configuration
+            .get_or_insert_with(Default::default);
         macro_rules! take {
             ($field:ident, $key:literal) => {
                 if ours.$field.is_none() && from_server.$field.is_some() {
@@ -146,7 +170,9 @@ fn merge_openmetadata(
         take!(token_validation_algorithm, "tokenValidationAlgorithm");
     }
     if let Some(from_server) = server.authorizer {
-        let ours = raw.authorizer_configuration.get_or_insert_with(Default::default);
+        let ours = raw
+            .authorizer_configuration
+            .get_or_insert_with(Default::default);
         macro_rules! take {
             ($field:ident, $key:literal) => {
                 if ours.$field.is_none() && from_server.$field.is_some() {
@@ -165,13 +191,21 @@ fn merge_openmetadata(
 fn build(raw: RawConfig, problems: &mut Problems) -> Config {
     let server = build_server(raw.server.unwrap_or_default(), problems);
     let upstream = build_upstream(raw.upstream.unwrap_or_default(), problems);
-    let auth = build_auth(raw.authentication_configuration.unwrap_or_default(), &upstream, problems);
+    let auth = build_auth(
+        raw.authentication_configuration.unwrap_or_default(),
+        &upstream,
+        problems,
+    );
     let authorizer = build_authorizer(raw.authorizer_configuration.unwrap_or_default());
     let jwks = build_jwks(raw.jwks.unwrap_or_default(), problems);
     let cache = raw.token_cache.unwrap_or_default();
     let token_cache = TokenCacheConfig {
         max_entries: cache.max_entries.unwrap_or(100_000),
-        ttl: problems.duration("tokenCache.ttl", cache.ttl.as_ref(), Duration::from_secs(300)),
+        ttl: problems.duration(
+            "tokenCache.ttl",
+            cache.ttl.as_ref(),
+            Duration::from_secs(300),
+        ),
     };
     let forward_auth_path = raw
         .forward_auth
@@ -185,7 +219,9 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
         .unwrap_or_default()
         .iter()
         .enumerate()
-        .filter_map(|(position, text)| parse_public_path(text, &format!("publicPaths[{position}]"), problems))
+        .filter_map(|(position, text)| {
+            parse_public_path(text, &format!("publicPaths[{position}]"), problems)
+        })
         .collect();
     let routes = build_routes(raw.routes.unwrap_or_default(), problems);
     let default_route = raw.default_route.unwrap_or_default();
@@ -193,7 +229,11 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
         name: "default".into(),
         path: PathMatch::Any,
         methods: None,
-        require: build_require(default_route.require.unwrap_or_default(), "defaultRoute.require", problems),
+        require: build_require(
+            default_route.require.unwrap_or_default(),
+            "defaultRoute.require",
+            problems,
+        ),
         deny: default_route.deny.unwrap_or(false),
     };
     Config {
@@ -215,7 +255,10 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
 
 fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
     let tls = raw.tls.and_then(|tls| match (tls.cert_file, tls.key_file) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert_file: cert.into(), key_file: key.into() }),
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert_file: cert.into(),
+            key_file: key.into(),
+        }),
         (None, None) => None,
         _ => {
             problems.add("server.tls", "needs both certFile and keyFile");
@@ -226,7 +269,10 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
         "json" => LogFormat::Json,
         "text" => LogFormat::Text,
         other => {
-            problems.add("server.logFormat", format!("`{other}` is not one of json, text"));
+            problems.add(
+                "server.logFormat",
+                format!("`{other}` is not one of json, text"),
+            );
             LogFormat::Json
         }
     };
@@ -236,10 +282,18 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
     }
     ServerConfig {
         listen: problems.socket_addr("server.listen", raw.listen.as_ref(), "0.0.0.0:8080"),
-        admin_listen: problems.socket_addr("server.adminListen", raw.admin_listen.as_ref(), "127.0.0.1:9090"),
+        admin_listen: problems.socket_addr(
+            "server.adminListen",
+            raw.admin_listen.as_ref(),
+            "127.0.0.1:9090",
+        ),
         tls,
         max_header_bytes: max_header_bytes.clamp(8192, 1 << 24) as usize,
-        request_timeout: problems.duration("server.requestTimeout", raw.request_timeout.as_ref(), Duration::from_secs(60)),
+        request_timeout: problems.duration(
+            "server.requestTimeout",
+            raw.request_timeout.as_ref(),
+            Duration::from_secs(60),
+        ),
         shutdown_grace_period: problems.duration(
             "server.shutdownGracePeriod",
             raw.shutdown_grace_period.as_ref(),
@@ -270,18 +324,34 @@ fn build_upstream(raw: RawUpstream, problems: &mut Problems) -> UpstreamConfig {
     let tls = raw.tls.unwrap_or_default();
     UpstreamConfig {
         url,
-        connect_timeout: problems.duration("upstream.connectTimeout", raw.connect_timeout.as_ref(), Duration::from_secs(2)),
-        timeout: problems.duration("upstream.timeout", raw.timeout.as_ref(), Duration::from_secs(60)),
+        connect_timeout: problems.duration(
+            "upstream.connectTimeout",
+            raw.connect_timeout.as_ref(),
+            Duration::from_secs(2),
+        ),
+        timeout: problems.duration(
+            "upstream.timeout",
+            raw.timeout.as_ref(),
+            Duration::from_secs(60),
+        ),
         ca_file: tls.ca_file.map(PathBuf::from),
         insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
     }
 }
 
-fn build_auth(raw: RawAuthentication, upstream: &UpstreamConfig, problems: &mut Problems) -> AuthConfig {
+fn build_auth(
+    raw: RawAuthentication,
+    upstream: &UpstreamConfig,
+    problems: &mut Problems,
+) -> AuthConfig {
     let prefix = "authenticationConfiguration";
     let mut key_sources: Vec<KeySourceConfig> = Vec::new();
     for (position, source) in raw.key_sources.unwrap_or_default().into_iter().enumerate() {
-        check_key_url(&source.url, &format!("{prefix}.keySources[{position}].url"), problems);
+        check_key_url(
+            &source.url,
+            &format!("{prefix}.keySources[{position}].url"),
+            problems,
+        );
         key_sources.push(KeySourceConfig {
             url: source.url,
             issuers: source.issuers.unwrap_or_default(),
@@ -296,8 +366,14 @@ fn build_auth(raw: RawAuthentication, upstream: &UpstreamConfig, problems: &mut 
         .enumerate()
         .map(|(position, file)| {
             let entry = match file {
-                RawKeyFile::Path(path) => KeyFileConfig { path: path.into(), kid: None },
-                RawKeyFile::WithKid(with_kid) => KeyFileConfig { path: with_kid.file.into(), kid: with_kid.kid },
+                RawKeyFile::Path(path) => KeyFileConfig {
+                    path: path.into(),
+                    kid: None,
+                },
+                RawKeyFile::WithKid(with_kid) => KeyFileConfig {
+                    path: with_kid.file.into(),
+                    kid: with_kid.kid,
+                },
             };
             if !entry.path.is_file() {
                 problems.add(
@@ -311,15 +387,27 @@ fn build_auth(raw: RawAuthentication, upstream: &UpstreamConfig, problems: &mut 
     let urls = raw.public_key_urls.unwrap_or_else(|| {
         // No key URL anywhere: trust what the upstream OpenMetadata server publishes.
         if key_sources.is_empty() && key_files.is_empty() {
-            vec![format!("{}{DEFAULT_JWKS_PATH}", upstream.url.to_string().trim_end_matches('/'))]
+            vec![format!(
+                "{}{DEFAULT_JWKS_PATH}",
+                upstream.url.to_string().trim_end_matches('/')
+            )]
         } else {
             Vec::new()
         }
     });
     for (position, url) in urls.into_iter().enumerate() {
-        check_key_url(&url, &format!("{prefix}.publicKeyUrls[{position}]"), problems);
+        check_key_url(
+            &url,
+            &format!("{prefix}.publicKeyUrls[{position}]"),
+            problems,
+        );
         if !key_sources.iter().any(|source| source.url == url) {
-            key_sources.push(KeySourceConfig { url, issuers: Vec::new(), audiences: Vec::new(), ca_file: None });
+            key_sources.push(KeySourceConfig {
+                url,
+                issuers: Vec::new(),
+                audiences: Vec::new(),
+                ca_file: None,
+            });
         }
     }
     let mapping = raw
@@ -328,9 +416,10 @@ fn build_auth(raw: RawAuthentication, upstream: &UpstreamConfig, problems: &mut 
         .iter()
         .enumerate()
         .filter_map(|(position, entry)| match entry.split_once(':') {
-            Some((name, claim)) if !name.trim().is_empty() && !claim.trim().is_empty() => {
-                Some((name.trim().to_ascii_lowercase(), claim.trim().to_ascii_lowercase()))
-            }
+            Some((name, claim)) if !name.trim().is_empty() && !claim.trim().is_empty() => Some((
+                name.trim().to_ascii_lowercase(),
+                claim.trim().to_ascii_lowercase(),
+            )),
             _ => {
                 problems.add(
                     &format!("{prefix}.jwtPrincipalClaimsMapping[{position}]"),
@@ -341,9 +430,14 @@ fn build_auth(raw: RawAuthentication, upstream: &UpstreamConfig, problems: &mut 
         })
         .collect::<Vec<_>>();
     if !mapping.is_empty() && !mapping.iter().any(|(name, _)| name == "username") {
-        problems.add(&format!("{prefix}.jwtPrincipalClaimsMapping"), "needs a `username:<claim>` entry");
+        problems.add(
+            &format!("{prefix}.jwtPrincipalClaimsMapping"),
+            "needs a `username:<claim>` entry",
+        );
     }
-    let algorithm_text = raw.token_validation_algorithm.unwrap_or_else(|| "RS256".into());
+    let algorithm_text = raw
+        .token_validation_algorithm
+        .unwrap_or_else(|| "RS256".into());
     let token_validation_algorithm = match algorithm_text.as_str() {
         "RS256" => jsonwebtoken::Algorithm::RS256,
         "RS384" => jsonwebtoken::Algorithm::RS384,
@@ -356,18 +450,19 @@ fn build_auth(raw: RawAuthentication, upstream: &UpstreamConfig, problems: &mut 
             jsonwebtoken::Algorithm::RS256
         }
     };
-    let allow_tokens_without_expiry = match raw.allow_tokens_without_expiry.as_deref().unwrap_or("bots") {
-        "bots" => ExpiryPolicy::Bots,
-        "all" => ExpiryPolicy::All,
-        "none" => ExpiryPolicy::None,
-        other => {
-            problems.add(
-                &format!("{prefix}.allowTokensWithoutExpiry"),
-                format!("`{other}` is not one of bots, all, none"),
-            );
-            ExpiryPolicy::Bots
-        }
-    };
+    let allow_tokens_without_expiry =
+        match raw.allow_tokens_without_expiry.as_deref().unwrap_or("bots") {
+            "bots" => ExpiryPolicy::Bots,
+            "all" => ExpiryPolicy::All,
+            "none" => ExpiryPolicy::None,
+            other => {
+                problems.add(
+                    &format!("{prefix}.allowTokensWithoutExpiry"),
+                    format!("`{other}` is not one of bots, all, none"),
+                );
+                ExpiryPolicy::Bots
+            }
+        };
     let principal_claims = raw
         .jwt_principal_claims
         .unwrap_or_else(|| vec!["email".into(), "preferred_username".into(), "sub".into()])
@@ -375,7 +470,10 @@ fn build_auth(raw: RawAuthentication, upstream: &UpstreamConfig, problems: &mut 
         .map(|claim| claim.to_ascii_lowercase())
         .collect::<Vec<_>>();
     if principal_claims.is_empty() && mapping.is_empty() {
-        problems.add(&format!("{prefix}.jwtPrincipalClaims"), "must name at least one claim");
+        problems.add(
+            &format!("{prefix}.jwtPrincipalClaims"),
+            "must name at least one claim",
+        );
     }
     AuthConfig {
         provider: raw.provider.unwrap_or_else(|| "basic".into()),
@@ -386,15 +484,24 @@ fn build_auth(raw: RawAuthentication, upstream: &UpstreamConfig, problems: &mut 
         token_validation_algorithm,
         issuers: raw.issuers.unwrap_or_default(),
         audiences: raw.audiences.unwrap_or_default(),
-        clock_skew: problems.duration(&format!("{prefix}.clockSkew"), raw.clock_skew.as_ref(), Duration::from_secs(30)),
+        clock_skew: problems.duration(
+            &format!("{prefix}.clockSkew"),
+            raw.clock_skew.as_ref(),
+            Duration::from_secs(30),
+        ),
         allow_tokens_without_expiry,
-        roles_claim: raw.roles_claim.unwrap_or_else(|| "roles".into()).to_ascii_lowercase(),
+        roles_claim: raw
+            .roles_claim
+            .unwrap_or_else(|| "roles".into())
+            .to_ascii_lowercase(),
     }
 }
 
 fn check_key_url(url: &str, key: &str, problems: &mut Problems) {
     match url.parse::<http::Uri>() {
-        Ok(uri) if matches!(uri.scheme_str(), Some("http") | Some("https")) && uri.host().is_some() => {}
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http") | Some("https")) && uri.host().is_some() => {
+        }
         _ => problems.add(key, format!("`{url}` is not an http(s) URL")),
     }
 }
@@ -402,7 +509,9 @@ fn check_key_url(url: &str, key: &str, problems: &mut Problems) {
 fn build_authorizer(raw: RawAuthorizer) -> AuthorizerConfig {
     AuthorizerConfig {
         admin_principals: raw.admin_principals.unwrap_or_else(|| vec!["admin".into()]),
-        principal_domain: raw.principal_domain.unwrap_or_else(|| "open-metadata.org".into()),
+        principal_domain: raw
+            .principal_domain
+            .unwrap_or_else(|| "open-metadata.org".into()),
         enforce_principal_domain: raw.enforce_principal_domain.unwrap_or(false),
         allowed_domains: raw.allowed_domains.unwrap_or_default(),
     }
@@ -410,17 +519,32 @@ fn build_authorizer(raw: RawAuthorizer) -> AuthorizerConfig {
 
 fn build_jwks(raw: RawJwks, problems: &mut Problems) -> JwksConfig {
     let config = JwksConfig {
-        refresh_interval: problems.duration("jwks.refreshInterval", raw.refresh_interval.as_ref(), Duration::from_secs(600)),
+        refresh_interval: problems.duration(
+            "jwks.refreshInterval",
+            raw.refresh_interval.as_ref(),
+            Duration::from_secs(600),
+        ),
         min_refresh_interval: problems.duration(
             "jwks.minRefreshInterval",
             raw.min_refresh_interval.as_ref(),
             Duration::from_secs(30),
         ),
-        fetch_timeout: problems.duration("jwks.fetchTimeout", raw.fetch_timeout.as_ref(), Duration::from_secs(5)),
-        max_stale: problems.duration("jwks.maxStale", raw.max_stale.as_ref(), Duration::from_secs(86_400)),
+        fetch_timeout: problems.duration(
+            "jwks.fetchTimeout",
+            raw.fetch_timeout.as_ref(),
+            Duration::from_secs(5),
+        ),
+        max_stale: problems.duration(
+            "jwks.maxStale",
+            raw.max_stale.as_ref(),
+            Duration::from_secs(86_400),
+        ),
     };
     if config.min_refresh_interval > config.refresh_interval {
-        problems.add("jwks.minRefreshInterval", "must not exceed jwks.refreshInterval");
+        problems.add(
+            "jwks.minRefreshInterval",
+            "must not exceed jwks.refreshInterval",
+        );
     }
     if config.fetch_timeout.is_zero() {
         problems.add("jwks.fetchTimeout", "must be above 0");
@@ -438,7 +562,10 @@ fn parse_public_path(text: &str, key: &str, problems: &mut Problems) -> Option<P
         Some(prefix) => PathMatch::Prefix(prefix.to_string()),
         None => PathMatch::Exact(text.to_string()),
     };
-    Some(PathRule { pattern, source: text.to_string() })
+    Some(PathRule {
+        pattern,
+        source: text.to_string(),
+    })
 }
 
 fn build_routes(raw_routes: Vec<RawRoute>, problems: &mut Problems) -> Vec<RouteRule> {
@@ -448,7 +575,10 @@ fn build_routes(raw_routes: Vec<RawRoute>, problems: &mut Problems) -> Vec<Route
         let key = format!("routes[{position}]");
         let name = raw.name.clone().unwrap_or_else(|| key.clone());
         if !names.insert(name.clone()) {
-            problems.add(&format!("{key}.name"), format!("`{name}` is used by an earlier route"));
+            problems.add(
+                &format!("{key}.name"),
+                format!("`{name}` is used by an earlier route"),
+            );
         }
         let matcher = raw.matcher.unwrap_or_default();
         let (path, methods) = build_match(matcher, &format!("{key}.match"), problems);
@@ -456,15 +586,27 @@ fn build_routes(raw_routes: Vec<RawRoute>, problems: &mut Problems) -> Vec<Route
             name,
             path,
             methods,
-            require: build_require(raw.require.unwrap_or_default(), &format!("{key}.require"), problems),
+            require: build_require(
+                raw.require.unwrap_or_default(),
+                &format!("{key}.require"),
+                problems,
+            ),
             deny: raw.deny.unwrap_or(false),
         });
     }
     routes
 }
 
-fn build_match(raw: RawMatch, key: &str, problems: &mut Problems) -> (PathMatch, Option<Vec<http::Method>>) {
-    let given = [raw.path.is_some(), raw.path_prefix.is_some(), raw.path_regex.is_some()];
+fn build_match(
+    raw: RawMatch,
+    key: &str,
+    problems: &mut Problems,
+) -> (PathMatch, Option<Vec<http::Method>>) {
+    let given = [
+        raw.path.is_some(),
+        raw.path_prefix.is_some(),
+        raw.path_regex.is_some(),
+    ];
     if given.iter().filter(|set| **set).count() > 1 {
         problems.add(key, "give only one of path, pathPrefix, pathRegex");
     }
@@ -479,7 +621,10 @@ fn build_match(raw: RawMatch, key: &str, problems: &mut Problems) -> (PathMatch,
         match regex::Regex::new(&format!("^(?:{pattern})$")) {
             Ok(regex) => PathMatch::Regex(regex),
             Err(error) => {
-                problems.add(&format!("{key}.pathRegex"), format!("invalid regex: {error}"));
+                problems.add(
+                    &format!("{key}.pathRegex"),
+                    format!("invalid regex: {error}"),
+                );
                 PathMatch::Any
             }
         }
@@ -495,7 +640,10 @@ fn build_match(raw: RawMatch, key: &str, problems: &mut Problems) -> (PathMatch,
                 match http::Method::from_bytes(upper.as_bytes()) {
                     Ok(parsed) if upper.bytes().all(|b| b.is_ascii_uppercase()) => Some(parsed),
                     _ => {
-                        problems.add(&format!("{key}.methods[{position}]"), format!("`{method}` is not an HTTP method"));
+                        problems.add(
+                            &format!("{key}.methods[{position}]"),
+                            format!("`{method}` is not an HTTP method"),
+                        );
                         None
                     }
                 }
@@ -521,7 +669,10 @@ fn build_require(raw: RawRequire, key: &str, problems: &mut Problems) -> Require
                 RawClaimValue::Many(values) => values,
             };
             if values.is_empty() {
-                problems.add(&format!("{key}.claims.{name}"), "needs at least one accepted value");
+                problems.add(
+                    &format!("{key}.claims.{name}"),
+                    "needs at least one accepted value",
+                );
             }
             (name.to_ascii_lowercase(), values)
         })

@@ -33,13 +33,24 @@ impl FetchError {
 /// What one fetch returned.
 #[derive(Debug)]
 pub enum Fetched {
-    NotModified { max_age: Option<Duration>, date: Option<String> },
-    Document { body: Vec<u8>, etag: Option<String>, max_age: Option<Duration>, date: Option<String> },
+    NotModified {
+        max_age: Option<Duration>,
+        date: Option<String>,
+    },
+    Document {
+        body: Vec<u8>,
+        etag: Option<String>,
+        max_age: Option<Duration>,
+        date: Option<String>,
+    },
 }
 
 /// Build the client key sources use: rustls (aws-lc-rs) with the web PKI roots plus an optional
 /// CA file, at most 3 redirects, connect and total timeouts.
-pub fn build_client(fetch_timeout: Duration, ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+pub fn build_client(
+    fetch_timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
     let tls = crate::server::tls::client_config(ca_file, false)?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
@@ -52,8 +63,15 @@ pub fn build_client(fetch_timeout: Duration, ca_file: Option<&std::path::Path>) 
 }
 
 /// GET `url`, revalidating with `etag` when given.
-pub async fn fetch(client: &reqwest::Client, url: &str, etag: Option<&str>, timeout: Duration) -> Result<Fetched, FetchError> {
-    let mut request = client.get(url).header(reqwest::header::ACCEPT, "application/json");
+pub async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    etag: Option<&str>,
+    timeout: Duration,
+) -> Result<Fetched, FetchError> {
+    let mut request = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json");
     if let Some(etag) = etag {
         request = request.header(reqwest::header::IF_NONE_MATCH, etag);
     }
@@ -66,26 +84,44 @@ pub async fn fetch(client: &reqwest::Client, url: &str, etag: Option<&str>, time
         .get(reqwest::header::CACHE_CONTROL)
         .and_then(|value| value.to_str().ok())
         .and_then(parse_max_age);
-    let date = headers.get(reqwest::header::DATE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let date = headers
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if response.status() == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(Fetched::NotModified { max_age, date });
     }
     if !response.status().is_success() {
         return Err(FetchError::Status(response.status().as_u16()));
     }
-    let etag = headers.get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if response.content_length().is_some_and(|length| length > MAX_DOCUMENT_BYTES as u64) {
+    let etag = headers
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_DOCUMENT_BYTES as u64)
+    {
         return Err(FetchError::TooLarge);
     }
     let body = tokio::time::timeout(timeout, read_capped(response))
         .await
         .map_err(|_| FetchError::Timeout(timeout))??;
-    Ok(Fetched::Document { body, etag, max_age, date })
+    Ok(Fetched::Document {
+        body,
+        etag,
+        max_age,
+        date,
+    })
 }
 
 async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, FetchError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|error| FetchError::Transport(describe(&error)))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| FetchError::Transport(describe(&error)))?
+    {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
             return Err(FetchError::TooLarge);
         }
@@ -103,7 +139,11 @@ pub fn parse_max_age(cache_control: &str) -> Option<Duration> {
             return Some(Duration::ZERO);
         }
         if let Some(value) = lower.strip_prefix("max-age=") {
-            max_age = value.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            max_age = value
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     max_age

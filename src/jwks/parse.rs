@@ -71,7 +71,8 @@ pub struct ParsedDocument {
 
 /// Parse a key endpoint's response body.
 pub fn parse_key_document(body: &[u8]) -> Result<ParsedDocument, ParseError> {
-    let document: Value = serde_json::from_slice(body).map_err(|error| ParseError::NotJson(error.to_string()))?;
+    let document: Value =
+        serde_json::from_slice(body).map_err(|error| ParseError::NotJson(error.to_string()))?;
     let Value::Object(object) = &document else {
         return Err(ParseError::UnknownShape);
     };
@@ -93,14 +94,21 @@ pub fn parse_key_document(body: &[u8]) -> Result<ParsedDocument, ParseError> {
         return Ok(parsed);
     }
     // Google's oauth2/v1/certs: {"<kid>": "-----BEGIN CERTIFICATE-----..."}.
-    if object.is_empty() || !object.values().all(|value| value.as_str().is_some_and(|s| s.contains("-----BEGIN"))) {
+    if object.is_empty()
+        || !object
+            .values()
+            .all(|value| value.as_str().is_some_and(|s| s.contains("-----BEGIN")))
+    {
         return Err(ParseError::UnknownShape);
     }
     if object.len() > MAX_KEYS {
         return Err(ParseError::TooManyKeys(object.len()));
     }
     for (kid, pem) in object {
-        match parse_pem(pem.as_str().unwrap_or_default().as_bytes(), Some(kid.clone())) {
+        match parse_pem(
+            pem.as_str().unwrap_or_default().as_bytes(),
+            Some(kid.clone()),
+        ) {
             Ok(key) => parsed.keys.push(key),
             Err(reason) => parsed.skipped.push(format!("{kid}: {reason}")),
         }
@@ -122,13 +130,21 @@ pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, String> {
     let kid = field("kid").map(str::to_string);
     let algorithm = match field("alg") {
         None => None,
-        Some(text) => Some(parse_algorithm(text).ok_or_else(|| format!("alg `{text}` is not accepted"))?),
+        Some(text) => {
+            Some(parse_algorithm(text).ok_or_else(|| format!("alg `{text}` is not accepted"))?)
+        }
     };
     match field("kty") {
         Some("RSA") => {
-            let modulus = strip_leading_zeros(decode_base64_lenient(field("n").ok_or("RSA key without n")?)?);
-            let exponent = strip_leading_zeros(decode_base64_lenient(field("e").ok_or("RSA key without e")?)?);
-            if algorithm.is_some_and(|alg| !matches!(alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512)) {
+            let modulus = strip_leading_zeros(decode_base64_lenient(
+                field("n").ok_or("RSA key without n")?,
+            )?);
+            let exponent = strip_leading_zeros(decode_base64_lenient(
+                field("e").ok_or("RSA key without e")?,
+            )?);
+            if algorithm.is_some_and(|alg| {
+                !matches!(alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512)
+            }) {
                 return Err("RSA key with a non-RSA alg".into());
             }
             rsa_key(kid, algorithm, modulus, exponent).map(Some)
@@ -141,7 +157,11 @@ pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, String> {
             };
             let x = field("x").ok_or("EC key without x")?;
             let y = field("y").ok_or("EC key without y")?;
-            let expected = if family == KeyFamily::EcP256 { Algorithm::ES256 } else { Algorithm::ES384 };
+            let expected = if family == KeyFamily::EcP256 {
+                Algorithm::ES256
+            } else {
+                Algorithm::ES384
+            };
             if algorithm.is_some_and(|alg| alg != expected) {
                 return Err("EC key whose alg does not match its curve".into());
             }
@@ -150,8 +170,11 @@ pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, String> {
             if x.len() != width || y.len() != width {
                 return Err("EC coordinates of the wrong length".into());
             }
-            let decoding_key = DecodingKey::from_ec_components(&URL_SAFE_NO_PAD.encode(&x), &URL_SAFE_NO_PAD.encode(&y))
-                .map_err(|error| format!("EC key rejected: {error}"))?;
+            let decoding_key = DecodingKey::from_ec_components(
+                &URL_SAFE_NO_PAD.encode(&x),
+                &URL_SAFE_NO_PAD.encode(&y),
+            )
+            .map_err(|error| format!("EC key rejected: {error}"))?;
             Ok(Some(ParsedKey {
                 kid,
                 algorithm: Some(expected),
@@ -178,7 +201,12 @@ pub fn parse_algorithm(text: &str) -> Option<Algorithm> {
     }
 }
 
-fn rsa_key(kid: Option<String>, algorithm: Option<Algorithm>, modulus: Vec<u8>, exponent: Vec<u8>) -> Result<ParsedKey, String> {
+fn rsa_key(
+    kid: Option<String>,
+    algorithm: Option<Algorithm>,
+    modulus: Vec<u8>,
+    exponent: Vec<u8>,
+) -> Result<ParsedKey, String> {
     let bits = modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize);
     if bits < MIN_RSA_BITS {
         return Err(format!("RSA modulus of {bits} bits, under {MIN_RSA_BITS}"));
@@ -228,8 +256,8 @@ pub fn parse_pem(pem: &[u8], kid: Option<String>) -> Result<ParsedKey, ParseErro
     let bad = |message: &str| ParseError::BadPem(message.to_string());
     match block.label.as_str() {
         "CERTIFICATE" => {
-            let (_, certificate) =
-                x509_parser::parse_x509_certificate(&block.contents).map_err(|_| bad("unreadable certificate"))?;
+            let (_, certificate) = x509_parser::parse_x509_certificate(&block.contents)
+                .map_err(|_| bad("unreadable certificate"))?;
             key_from_spki(certificate.public_key(), kid)
         }
         "PUBLIC KEY" => {
@@ -239,7 +267,8 @@ pub fn parse_pem(pem: &[u8], kid: Option<String>) -> Result<ParsedKey, ParseErro
             key_from_spki(&spki, kid)
         }
         "RSA PUBLIC KEY" => {
-            let decoding_key = DecodingKey::from_rsa_pem(pem).map_err(|_| bad("unreadable RSA public key"))?;
+            let decoding_key =
+                DecodingKey::from_rsa_pem(pem).map_err(|_| bad("unreadable RSA public key"))?;
             Ok(ParsedKey {
                 kid,
                 algorithm: None,
@@ -250,11 +279,16 @@ pub fn parse_pem(pem: &[u8], kid: Option<String>) -> Result<ParsedKey, ParseErro
                 thumbprint: thumbprint(&[&block.contents]),
             })
         }
-        other => Err(ParseError::BadPem(format!("a `{other}` block (private keys are never read)"))),
+        other => Err(ParseError::BadPem(format!(
+            "a `{other}` block (private keys are never read)"
+        ))),
     }
 }
 
-fn key_from_spki(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>, kid: Option<String>) -> Result<ParsedKey, ParseError> {
+fn key_from_spki(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+    kid: Option<String>,
+) -> Result<ParsedKey, ParseError> {
     use x509_parser::public_key::PublicKey;
     match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => rsa_key(
@@ -273,8 +307,11 @@ fn key_from_spki(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>, kid: Option
             };
             let x = data.get(1..1 + width).unwrap_or_default();
             let y = data.get(1 + width..).unwrap_or_default();
-            let decoding_key = DecodingKey::from_ec_components(&URL_SAFE_NO_PAD.encode(x), &URL_SAFE_NO_PAD.encode(y))
-                .map_err(|error| ParseError::BadPem(error.to_string()))?;
+            let decoding_key = DecodingKey::from_ec_components(
+                &URL_SAFE_NO_PAD.encode(x),
+                &URL_SAFE_NO_PAD.encode(y),
+            )
+            .map_err(|error| ParseError::BadPem(error.to_string()))?;
             Ok(ParsedKey {
                 kid,
                 algorithm: Some(algorithm),
@@ -300,7 +337,10 @@ pub fn parse_key_file(contents: &[u8], kid: Option<String>) -> Result<ParsedDocu
         }
         return Ok(document);
     }
-    Ok(ParsedDocument { keys: vec![parse_pem(contents, kid)?], skipped: Vec::new() })
+    Ok(ParsedDocument {
+        keys: vec![parse_pem(contents, kid)?],
+        skipped: Vec::new(),
+    })
 }
 
 fn thumbprint(parts: &[&[u8]]) -> String {
@@ -308,5 +348,11 @@ fn thumbprint(parts: &[&[u8]]) -> String {
     for part in parts {
         context.update(part);
     }
-    context.finish().as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    context
+        .finish()
+        .as_ref()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -120,16 +120,28 @@ impl KeyStore {
                 path: path.clone(),
                 reason: error.to_string(),
             })?;
-            let document = parse_key_file(&contents, file.kid.clone()).map_err(|error| KeyStoreError::KeyFile {
-                path: path.clone(),
-                reason: error.to_string(),
+            let document = parse_key_file(&contents, file.kid.clone()).map_err(|error| {
+                KeyStoreError::KeyFile {
+                    path: path.clone(),
+                    reason: error.to_string(),
+                }
             })?;
             if document.keys.is_empty() {
-                return Err(KeyStoreError::KeyFile { path, reason: format!("no usable key ({})", document.skipped.join("; ")) });
+                return Err(KeyStoreError::KeyFile {
+                    path,
+                    reason: format!("no usable key ({})", document.skipped.join("; ")),
+                });
             }
-            let binding = Arc::new(KeyBinding { url: Arc::from(format!("file://{path}")), ..KeyBinding::default() });
+            let binding = Arc::new(KeyBinding {
+                url: Arc::from(format!("file://{path}")),
+                ..KeyBinding::default()
+            });
             for key in document.keys {
-                file_keys.push(Arc::new(VerifyingKey { key, binding: binding.clone(), fetched_at: SystemTime::now() }));
+                file_keys.push(Arc::new(VerifyingKey {
+                    key,
+                    binding: binding.clone(),
+                    fetched_at: SystemTime::now(),
+                }));
             }
         }
         let sources = key_sources
@@ -216,7 +228,9 @@ impl KeyStore {
         let mut joins = tokio::task::JoinSet::new();
         for source in &self.sources {
             let binding = &source.binding;
-            if !binding.issuers.is_empty() && !issuer.is_some_and(|iss| binding.issuers.iter().any(|i| i == iss)) {
+            if !binding.issuers.is_empty()
+                && !issuer.is_some_and(|iss| binding.issuers.iter().any(|i| i == iss))
+            {
                 continue;
             }
             if recently_attempted(&lock(&source.state), floor) {
@@ -224,7 +238,8 @@ impl KeyStore {
             }
             let store = self.clone();
             let source = source.clone();
-            joins.spawn(async move { store.refresh_source(&source, FetchReason::UnknownKid).await });
+            joins
+                .spawn(async move { store.refresh_source(&source, FetchReason::UnknownKid).await });
         }
         while joins.join_next().await.is_some() {}
     }
@@ -236,7 +251,11 @@ impl KeyStore {
             .iter()
             .map(|source| {
                 let state = lock(&source.state);
-                let label = match (&state.last_success, state.consecutive_failures, state.keys.is_empty()) {
+                let label = match (
+                    &state.last_success,
+                    state.consecutive_failures,
+                    state.keys.is_empty(),
+                ) {
                     (None, 0, _) => "loading",
                     (None, _, _) => "failing",
                     (Some(_), 0, _) => "ok",
@@ -247,7 +266,11 @@ impl KeyStore {
                     url: source.binding.url.to_string(),
                     state: label,
                     keys: state.keys.len(),
-                    kids: state.keys.iter().map(|k| k.key.kid.clone().unwrap_or_default()).collect(),
+                    kids: state
+                        .keys
+                        .iter()
+                        .map(|k| k.key.kid.clone().unwrap_or_default())
+                        .collect(),
                     last_success: state.last_success.map(unix_seconds),
                     last_error: state.last_error.clone(),
                     consecutive_failures: state.consecutive_failures,
@@ -259,15 +282,26 @@ impl KeyStore {
             })
             .collect();
         if !self.file_keys.is_empty() {
-            let mut urls: Vec<String> = self.file_keys.iter().map(|k| k.binding.url.to_string()).collect();
+            let mut urls: Vec<String> = self
+                .file_keys
+                .iter()
+                .map(|k| k.binding.url.to_string())
+                .collect();
             urls.dedup();
             for url in urls {
-                let keys: Vec<_> = self.file_keys.iter().filter(|k| *k.binding.url == *url).collect();
+                let keys: Vec<_> = self
+                    .file_keys
+                    .iter()
+                    .filter(|k| *k.binding.url == *url)
+                    .collect();
                 statuses.push(SourceStatus {
                     url,
                     state: "ok",
                     keys: keys.len(),
-                    kids: keys.iter().map(|k| k.key.kid.clone().unwrap_or_default()).collect(),
+                    kids: keys
+                        .iter()
+                        .map(|k| k.key.kid.clone().unwrap_or_default())
+                        .collect(),
                     last_success: keys.first().map(|k| unix_seconds(k.fetched_at)),
                     last_error: None,
                     consecutive_failures: 0,
@@ -292,7 +326,9 @@ impl KeyStore {
         let _single_flight = source.fetch_lock.lock().await;
         let etag = {
             let mut state = lock(&source.state);
-            if reason == FetchReason::UnknownKid && recently_attempted(&state, self.config.min_refresh_interval) {
+            if reason == FetchReason::UnknownKid
+                && recently_attempted(&state, self.config.min_refresh_interval)
+            {
                 return; // someone fetched while we waited for the lock
             }
             state.last_attempt = Some(Instant::now());
@@ -308,18 +344,33 @@ impl KeyStore {
                 self.record_success(source, None, None, max_age, date, "not_modified");
                 Vec::new()
             }
-            Ok(Fetched::Document { body, etag, max_age, date }) => match parse_key_document(&body) {
+            Ok(Fetched::Document {
+                body,
+                etag,
+                max_age,
+                date,
+            }) => match parse_key_document(&body) {
                 Ok(document) => {
                     let fetched_at = SystemTime::now();
                     let keys = document
                         .keys
                         .into_iter()
-                        .map(|key| Arc::new(VerifyingKey { key, binding: source.binding.clone(), fetched_at }))
+                        .map(|key| {
+                            Arc::new(VerifyingKey {
+                                key,
+                                binding: source.binding.clone(),
+                                fetched_at,
+                            })
+                        })
                         .collect();
                     lock(&source.state).skipped = document.skipped;
                     self.record_success(source, Some(keys), etag, max_age, date, "ok")
                 }
-                Err(error) => self.record_failure(source, format!("unusable document: {error}"), "invalid_document"),
+                Err(error) => self.record_failure(
+                    source,
+                    format!("unusable document: {error}"),
+                    "invalid_document",
+                ),
             },
             Err(error) => {
                 let label = error.label();
@@ -352,7 +403,11 @@ impl KeyStore {
             removed = state
                 .keys
                 .iter()
-                .filter(|old| !keys.iter().any(|new: &Arc<VerifyingKey>| new.key.thumbprint == old.key.thumbprint))
+                .filter(|old| {
+                    !keys
+                        .iter()
+                        .any(|new: &Arc<VerifyingKey>| new.key.thumbprint == old.key.thumbprint)
+                })
                 .map(|old| old.key.thumbprint.clone())
                 .collect();
             state.keys = keys;
@@ -369,8 +424,14 @@ impl KeyStore {
             .unwrap_or(self.config.refresh_interval)
             .max(self.config.min_refresh_interval);
         state.next_refresh = Some(Instant::now() + jitter(interval));
-        self.metrics.jwks_fetch_total.with_label_values(&[url, result]).inc();
-        self.metrics.jwks_keys.with_label_values(&[url]).set(state.keys.len() as i64);
+        self.metrics
+            .jwks_fetch_total
+            .with_label_values(&[url, result])
+            .inc();
+        self.metrics
+            .jwks_keys
+            .with_label_values(&[url])
+            .set(state.keys.len() as i64);
         self.metrics
             .jwks_last_success_timestamp_seconds
             .with_label_values(&[url])
@@ -390,18 +451,36 @@ impl KeyStore {
             .min_refresh_interval
             .max(Duration::from_millis(100))
             .saturating_mul(1 << exponent)
-            .min(self.config.refresh_interval.max(self.config.min_refresh_interval));
+            .min(
+                self.config
+                    .refresh_interval
+                    .max(self.config.min_refresh_interval),
+            );
         state.next_refresh = Some(Instant::now() + backoff);
-        self.metrics.jwks_fetch_total.with_label_values(&[url, label]).inc();
+        self.metrics
+            .jwks_fetch_total
+            .with_label_values(&[url, label])
+            .inc();
         tracing::warn!(url, error = %error, failures = state.consecutive_failures, "key source fetch failed; keeping its last good keys");
         state.last_error = Some(error);
         let expired = state
             .last_success_at
             .is_some_and(|at| at.elapsed() > self.config.max_stale);
         if expired && !state.keys.is_empty() {
-            tracing::warn!(url, keys = state.keys.len(), "key source failing for longer than maxStale; dropping its keys");
-            self.metrics.jwks_keys_dropped_total.with_label_values(&[url]).inc();
-            let removed = state.keys.drain(..).map(|key| key.key.thumbprint.clone()).collect();
+            tracing::warn!(
+                url,
+                keys = state.keys.len(),
+                "key source failing for longer than maxStale; dropping its keys"
+            );
+            self.metrics
+                .jwks_keys_dropped_total
+                .with_label_values(&[url])
+                .inc();
+            let removed = state
+                .keys
+                .drain(..)
+                .map(|key| key.key.thumbprint.clone())
+                .collect();
             self.metrics.jwks_keys.with_label_values(&[url]).set(0);
             return removed;
         }
@@ -455,22 +534,29 @@ impl VerifyingKey {
     /// May this key vouch for a token from `issuer` with audiences `audiences`?
     pub fn permits_claims(&self, issuer: Option<&str>, audiences: &[&str]) -> bool {
         let binding = &self.binding;
-        let issuer_ok = binding.issuers.is_empty() || issuer.is_some_and(|iss| binding.issuers.iter().any(|b| b == iss));
-        let audience_ok =
-            binding.audiences.is_empty() || audiences.iter().any(|aud| binding.audiences.iter().any(|b| b == aud));
+        let issuer_ok = binding.issuers.is_empty()
+            || issuer.is_some_and(|iss| binding.issuers.iter().any(|b| b == iss));
+        let audience_ok = binding.audiences.is_empty()
+            || audiences
+                .iter()
+                .any(|aud| binding.audiences.iter().any(|b| b == aud));
         issuer_ok && audience_ok
     }
 }
 
 async fn refresh_loop(store: Weak<KeyStore>, source: Arc<Source>) {
     loop {
-        let Some(strong) = store.upgrade() else { return };
+        let Some(strong) = store.upgrade() else {
+            return;
+        };
         let due = strong.next_refresh_of(&source);
         drop(strong);
         if let Some(due) = due {
             tokio::time::sleep_until(due.into()).await;
         }
-        let Some(strong) = store.upgrade() else { return };
+        let Some(strong) = store.upgrade() else {
+            return;
+        };
         strong.refresh_source(&source, FetchReason::Scheduled).await;
     }
 }
@@ -481,16 +567,23 @@ fn recently_attempted(state: &SourceState, floor: Duration) -> bool {
 
 /// Up to 10 % earlier, so many gateways started together do not fetch in lockstep.
 fn jitter(interval: Duration) -> Duration {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let fraction = f64::from(nanos % 1000) / 10_000.0; // 0 ..= 0.0999
     interval.mul_f64(1.0 - fraction)
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A poisoned lock means a panic elsewhere; the data is still usable for our purposes.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

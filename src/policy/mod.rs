@@ -125,7 +125,11 @@ impl PathMatch {
 
 impl RouteRule {
     fn matches(&self, method: &http::Method, path: &str) -> bool {
-        self.path.matches(path) && self.methods.as_ref().is_none_or(|methods| methods.contains(method))
+        self.path.matches(path)
+            && self
+                .methods
+                .as_ref()
+                .is_none_or(|methods| methods.contains(method))
     }
 }
 
@@ -133,7 +137,10 @@ impl Policy {
     pub fn from_config(config: &Config) -> Policy {
         let mut public = Vec::new();
         if config.default_public_paths {
-            public.push(PathRule { pattern: PathMatch::OutsideApi, source: "(everything outside /api/)".into() });
+            public.push(PathRule {
+                pattern: PathMatch::OutsideApi,
+                source: "(everything outside /api/)".into(),
+            });
             public.extend(DEFAULT_PUBLIC_API_PATHS.iter().map(|path| PathRule {
                 pattern: PathMatch::Exact(path.to_string()),
                 source: path.to_string(),
@@ -144,7 +151,12 @@ impl Policy {
             public,
             routes: config.routes.clone(),
             default_route: config.default_route.clone(),
-            admin_principals: config.authorizer.admin_principals.iter().map(|p| p.to_ascii_lowercase()).collect(),
+            admin_principals: config
+                .authorizer
+                .admin_principals
+                .iter()
+                .map(|p| p.to_ascii_lowercase())
+                .collect(),
             forward_auth_path: config.forward_auth_path.clone(),
         }
     }
@@ -163,23 +175,43 @@ impl Policy {
     }
 
     /// Decide whether `principal` may call `method path`; returns the route that allowed it.
-    pub fn authorize(&self, principal: &Principal, method: &http::Method, path: &str) -> Result<&RouteRule, Denied> {
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        method: &http::Method,
+        path: &str,
+    ) -> Result<&RouteRule, Denied> {
         let route = self.route_for(method, path);
         if route.deny {
-            return Err(denied(route, "nothing: it denies every request".into(), "route_deny"));
+            return Err(denied(
+                route,
+                "nothing: it denies every request".into(),
+                "route_deny",
+            ));
         }
-        let is_admin = self.admin_principals.contains(&principal.name.to_ascii_lowercase());
-        check_requirement(&route.require, principal, is_admin).map_err(|(unmet, reason)| denied(route, unmet, reason))?;
+        let is_admin = self
+            .admin_principals
+            .contains(&principal.name.to_ascii_lowercase());
+        check_requirement(&route.require, principal, is_admin)
+            .map_err(|(unmet, reason)| denied(route, unmet, reason))?;
         Ok(route)
     }
 }
 
 fn denied(route: &RouteRule, unmet: String, reason: &'static str) -> Denied {
-    Denied { route: route.name.clone(), unmet, reason }
+    Denied {
+        route: route.name.clone(),
+        unmet,
+        reason,
+    }
 }
 
 /// Each unmet requirement yields a sentence for the 403 body and a bounded reason label.
-fn check_requirement(require: &Requirement, principal: &Principal, is_admin: bool) -> Result<(), (String, &'static str)> {
+fn check_requirement(
+    require: &Requirement,
+    principal: &Principal,
+    is_admin: bool,
+) -> Result<(), (String, &'static str)> {
     if let Some(want) = require.is_bot {
         if principal.is_bot != want {
             return Err((format!("isBot: {want}"), "require_is_bot"));
@@ -187,36 +219,79 @@ fn check_requirement(require: &Requirement, principal: &Principal, is_admin: boo
     }
     if !require.token_types.is_empty() {
         let has = principal.token_type.as_deref().unwrap_or("");
-        if !require.token_types.iter().any(|wanted| wanted.eq_ignore_ascii_case(has)) {
-            return Err((format!("tokenType one of [{}]", require.token_types.join(", ")), "require_token_type"));
+        if !require
+            .token_types
+            .iter()
+            .any(|wanted| wanted.eq_ignore_ascii_case(has))
+        {
+            return Err((
+                format!("tokenType one of [{}]", require.token_types.join(", ")),
+                "require_token_type",
+            ));
         }
     }
     let has_role = |role: &String| principal.roles.iter().any(|held| held == role);
     if !is_admin && !require.roles_any.is_empty() && !require.roles_any.iter().any(has_role) {
-        return Err((format!("a role among [{}]", require.roles_any.join(", ")), "require_roles"));
+        return Err((
+            format!("a role among [{}]", require.roles_any.join(", ")),
+            "require_roles",
+        ));
     }
     if !is_admin && !require.roles_all.iter().all(has_role) {
-        return Err((format!("all roles [{}]", require.roles_all.join(", ")), "require_roles"));
+        return Err((
+            format!("all roles [{}]", require.roles_all.join(", ")),
+            "require_roles",
+        ));
     }
-    if !require.principals.is_empty() && !require.principals.iter().any(|name| name.eq_ignore_ascii_case(&principal.name)) {
-        return Err((format!("principal one of [{}]", require.principals.join(", ")), "require_principal"));
+    if !require.principals.is_empty()
+        && !require
+            .principals
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(&principal.name))
+    {
+        return Err((
+            format!("principal one of [{}]", require.principals.join(", ")),
+            "require_principal",
+        ));
     }
     if !require.email_domains.is_empty() {
-        let domain = principal.email.as_deref().and_then(|email| email.rsplit_once('@')).map(|(_, domain)| domain);
-        if !domain.is_some_and(|domain| require.email_domains.iter().any(|d| d.eq_ignore_ascii_case(domain))) {
-            return Err((format!("email domain one of [{}]", require.email_domains.join(", ")), "require_email_domain"));
+        let domain = principal
+            .email
+            .as_deref()
+            .and_then(|email| email.rsplit_once('@'))
+            .map(|(_, domain)| domain);
+        if !domain.is_some_and(|domain| {
+            require
+                .email_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+        }) {
+            return Err((
+                format!("email domain one of [{}]", require.email_domains.join(", ")),
+                "require_email_domain",
+            ));
         }
     }
     for (name, accepted) in &require.claims {
         let value = principal.claim(name);
-        let matches = |candidate: &serde_json::Value| accepted.iter().any(|wanted| claim_equals(candidate, wanted));
+        let matches = |candidate: &serde_json::Value| {
+            accepted
+                .iter()
+                .any(|wanted| claim_equals(candidate, wanted))
+        };
         let ok = match value {
             Some(serde_json::Value::Array(items)) => items.iter().any(matches),
             Some(other) => matches(other),
             None => false,
         };
         if !ok {
-            return Err((format!("claim `{name}` one of {}", serde_json::Value::from(accepted.clone())), "require_claim"));
+            return Err((
+                format!(
+                    "claim `{name}` one of {}",
+                    serde_json::Value::from(accepted.clone())
+                ),
+                "require_claim",
+            ));
         }
     }
     Ok(())

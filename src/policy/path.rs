@@ -62,7 +62,9 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
                     0 => return Err(PathError::Nul),
                     b'/' | b'\\' => return Err(PathError::EncodedSeparator),
                     b';' => return Err(PathError::PathParameter),
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(value as char),
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        out.push(value as char)
+                    }
                     _ => {
                         out.push('%');
                         out.push(HEX[(value >> 4) as usize] as char);
@@ -74,7 +76,10 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
             _ => {
                 // Multi-byte UTF-8 is copied whole; `raw` is a valid str.
                 let width = utf8_width(byte);
-                out.push_str(raw.get(position..position + width).ok_or(PathError::BadEncoding)?);
+                out.push_str(
+                    raw.get(position..position + width)
+                        .ok_or(PathError::BadEncoding)?,
+                );
                 position += width;
             }
         }
@@ -105,7 +110,8 @@ fn utf8_width(first: u8) -> usize {
 /// Fold `//`, drop `.`, resolve `..`; a trailing slash is kept, as servers may treat it apart.
 fn resolve_segments(path: &str) -> Result<String, PathError> {
     let mut segments: Vec<&str> = Vec::new();
-    let trailing_slash = path.len() > 1 && (path.ends_with('/') || path.ends_with("/.") || path.ends_with("/.."));
+    let trailing_slash =
+        path.len() > 1 && (path.ends_with('/') || path.ends_with("/.") || path.ends_with("/.."));
     for segment in path.split('/') {
         match segment {
             "" | "." => {}

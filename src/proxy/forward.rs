@@ -33,7 +33,10 @@ impl Forwarder {
         http.set_nodelay(true);
         http.enforce_http(false);
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let tls = crate::server::tls::client_config(config.ca_file.as_deref(), config.insecure_skip_verify)?;
+        let tls = crate::server::tls::client_config(
+            config.ca_file.as_deref(),
+            config.insecure_skip_verify,
+        )?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -44,14 +47,31 @@ impl Forwarder {
             .pool_max_idle_per_host(512)
             .retry_canceled_requests(true)
             .build(connector);
-        let scheme = config.url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP);
-        let authority = config.url.authority().cloned().ok_or("upstream URL has no host")?;
-        Ok(Forwarder { client, scheme, authority, timeout: config.timeout })
+        let scheme = config
+            .url
+            .scheme()
+            .cloned()
+            .unwrap_or(http::uri::Scheme::HTTP);
+        let authority = config
+            .url
+            .authority()
+            .cloned()
+            .ok_or("upstream URL has no host")?;
+        Ok(Forwarder {
+            client,
+            scheme,
+            authority,
+            timeout: config.timeout,
+        })
     }
 
     /// Send `request` to the upstream at `path_and_query` and return its response head with the
     /// body still streaming. Headers must already be rewritten by the caller.
-    pub async fn forward(&self, mut request: Request<Incoming>, path_and_query: &str) -> Result<Response<Incoming>, ProxyError> {
+    pub async fn forward(
+        &self,
+        mut request: Request<Incoming>,
+        path_and_query: &str,
+    ) -> Result<Response<Incoming>, ProxyError> {
         let uri = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -61,23 +81,30 @@ impl Forwarder {
         *request.uri_mut() = uri;
         *request.version_mut() = http::Version::HTTP_11;
         request.headers_mut().remove(http::header::HOST);
-        let client_upgrade = is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
-        let mut response = match tokio::time::timeout(self.timeout, self.client.request(request)).await {
-            Err(_) => return Err(ProxyError::Timeout(self.timeout)),
-            Ok(Err(error)) if error.is_connect() => return Err(ProxyError::Connect(describe(&error))),
-            Ok(Err(error)) => return Err(ProxyError::Reset(describe(&error))),
-            Ok(Ok(response)) => response,
-        };
+        let client_upgrade =
+            is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+        let mut response =
+            match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+                Err(_) => return Err(ProxyError::Timeout(self.timeout)),
+                Ok(Err(error)) if error.is_connect() => {
+                    return Err(ProxyError::Connect(describe(&error)))
+                }
+                Ok(Err(error)) => return Err(ProxyError::Reset(describe(&error))),
+                Ok(Ok(response)) => response,
+            };
         if let Some(client_upgrade) = client_upgrade {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 let upstream_upgrade = hyper::upgrade::on(&mut response);
                 tokio::spawn(async move {
                     match (client_upgrade.await, upstream_upgrade.await) {
                         (Ok(client), Ok(upstream)) => {
-                            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                            let (mut client, mut upstream) =
+                                (TokioIo::new(client), TokioIo::new(upstream));
                             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
                         }
-                        (Err(error), _) | (_, Err(error)) => tracing::debug!(%error, "upgrade did not complete"),
+                        (Err(error), _) | (_, Err(error)) => {
+                            tracing::debug!(%error, "upgrade did not complete")
+                        }
                     }
                 });
             }

@@ -12,7 +12,8 @@ pub static X_AUTH_REQUEST_USER: HeaderName = HeaderName::from_static("x-auth-req
 pub static X_AUTH_REQUEST_EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
 pub static X_AUTH_REQUEST_ROLES: HeaderName = HeaderName::from_static("x-auth-request-roles");
 pub static X_AUTH_REQUEST_IS_BOT: HeaderName = HeaderName::from_static("x-auth-request-is-bot");
-pub static X_AUTH_REQUEST_TOKEN_TYPE: HeaderName = HeaderName::from_static("x-auth-request-token-type");
+pub static X_AUTH_REQUEST_TOKEN_TYPE: HeaderName =
+    HeaderName::from_static("x-auth-request-token-type");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -65,7 +66,10 @@ pub fn strip_hop_by_hop_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
         headers.remove(name);
     }
     if keep_upgrade {
-        headers.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
     } else {
         headers.remove(http::header::UPGRADE);
     }
@@ -83,14 +87,22 @@ pub fn set_identity_headers(headers: &mut HeaderMap, principal: &Principal) {
         set(&X_AUTH_REQUEST_EMAIL, email);
     }
     set(&X_AUTH_REQUEST_ROLES, &principal.roles.join(","));
-    set(&X_AUTH_REQUEST_IS_BOT, if principal.is_bot { "true" } else { "false" });
+    set(
+        &X_AUTH_REQUEST_IS_BOT,
+        if principal.is_bot { "true" } else { "false" },
+    );
     if let Some(token_type) = &principal.token_type {
         set(&X_AUTH_REQUEST_TOKEN_TYPE, token_type);
     }
 }
 
 /// Append the client to `X-Forwarded-For` and set `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn set_forwarded_headers(headers: &mut HeaderMap, client: IpAddr, tls: bool, host: Option<&str>) {
+pub fn set_forwarded_headers(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    tls: bool,
+    host: Option<&str>,
+) {
     let appended = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(existing) if !existing.trim().is_empty() => format!("{existing}, {client}"),
         _ => client.to_string(),
@@ -98,7 +110,10 @@ pub fn set_forwarded_headers(headers: &mut HeaderMap, client: IpAddr, tls: bool,
     if let Ok(value) = HeaderValue::from_str(&appended) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(if tls { "https" } else { "http" }));
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
     if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
@@ -115,7 +130,10 @@ impl RequestIds {
         let mut seed = [0u8; 4];
         // A failing system RNG only makes ids less unique across restarts.
         let _ = aws_lc_rs::rand::fill(&mut seed);
-        RequestIds { prefix: seed.iter().map(|b| format!("{b:02x}")).collect(), counter: AtomicU64::new(1) }
+        RequestIds {
+            prefix: seed.iter().map(|b| format!("{b:02x}")).collect(),
+            counter: AtomicU64::new(1),
+        }
     }
 
     /// The client's `X-Request-Id` when it is 1–128 characters of `[A-Za-z0-9._:-]`, else a new one.
@@ -123,13 +141,16 @@ impl RequestIds {
         if let Some(value) = headers.get(&X_REQUEST_ID) {
             let bytes = value.as_bytes();
             if (1..=128).contains(&bytes.len())
-                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
             {
                 return value.clone();
             }
         }
         let number = self.counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{number:x}", self.prefix)).unwrap_or(HeaderValue::from_static("unknown"))
+        HeaderValue::from_str(&format!("{}-{number:x}", self.prefix))
+            .unwrap_or(HeaderValue::from_static("unknown"))
     }
 }
 
@@ -146,5 +167,8 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .get_all(http::header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|token| token.trim().eq_ignore_ascii_case("upgrade")))
+            .any(|v| {
+                v.split(',')
+                    .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+            })
 }

@@ -15,8 +15,8 @@ use crate::error::{respond, Rejection};
 use crate::jwks::KeyStore;
 use crate::policy::{normalize_path, Policy};
 use crate::proxy::headers::{
-    is_upgrade, set_forwarded_headers, set_identity_headers, strip_hop_by_hop_headers, strip_identity_headers, RequestIds,
-    X_IMPERSONATE_USER, X_REQUEST_ID,
+    is_upgrade, set_forwarded_headers, set_identity_headers, strip_hop_by_hop_headers,
+    strip_identity_headers, RequestIds, X_IMPERSONATE_USER, X_REQUEST_ID,
 };
 use crate::proxy::{forward_auth, Forwarder, GatewayBody};
 use crate::verify::{Authenticator, Principal};
@@ -39,7 +39,11 @@ pub struct Runtime {
 
 impl Runtime {
     /// Build a runtime around an existing key store (reloads keep keys when sources are unchanged).
-    pub fn new(config: Arc<Config>, key_store: Arc<KeyStore>, metrics: Arc<Metrics>) -> Result<Runtime, String> {
+    pub fn new(
+        config: Arc<Config>,
+        key_store: Arc<KeyStore>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Runtime, String> {
         Ok(Runtime {
             policy: Policy::from_config(&config),
             authenticator: Authenticator::new(&config, key_store, metrics),
@@ -108,7 +112,12 @@ impl Gateway {
     }
 
     /// Serve one request. Never fails: every error becomes a response.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<GatewayBody> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Response<GatewayBody> {
         let started = Instant::now();
         // Hop 2: request id and span.
         let request_id = self.request_ids.take_or_generate(request.headers());
@@ -116,16 +125,24 @@ impl Gateway {
         let span = tracing::info_span!("request", id = ?request_id, method = %method);
         self.metrics.inflight_requests.inc();
         let runtime = self.runtime();
-        let (mut response, outcome) = self.serve(&runtime, request, peer, tls).instrument(span).await;
+        let (mut response, outcome) = self
+            .serve(&runtime, request, peer, tls)
+            .instrument(span)
+            .await;
         self.metrics.inflight_requests.dec();
-        response.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
         let status = response.status().as_u16();
         let elapsed = started.elapsed().as_secs_f64();
         self.metrics
             .requests_total
             .with_label_values(&[&outcome.route, method_label(&method), status_label(status)])
             .inc();
-        self.metrics.request_duration_seconds.with_label_values(&[&outcome.route]).observe(elapsed);
+        self.metrics
+            .request_duration_seconds
+            .with_label_values(&[&outcome.route])
+            .observe(elapsed);
         if let Some(upstream) = outcome.upstream_seconds {
             self.metrics.upstream_duration_seconds.observe(upstream);
         }
@@ -144,11 +161,26 @@ impl Gateway {
         response
     }
 
-    async fn serve(&self, runtime: &Runtime, mut request: Request<Incoming>, peer: SocketAddr, tls: bool) -> (Response<GatewayBody>, Outcome) {
-        let mut outcome = Outcome { route: "-".into(), reason: "-", principal: None, fingerprint: None, upstream_seconds: None };
+    async fn serve(
+        &self,
+        runtime: &Runtime,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> (Response<GatewayBody>, Outcome) {
+        let mut outcome = Outcome {
+            route: "-".into(),
+            reason: "-",
+            principal: None,
+            fingerprint: None,
+            upstream_seconds: None,
+        };
         let domain = &runtime.config.authorizer.principal_domain;
         let reject = |rejection: Rejection, outcome: Outcome| {
-            let outcome = Outcome { reason: rejection.reason(), ..outcome };
+            let outcome = Outcome {
+                reason: rejection.reason(),
+                ..outcome
+            };
             (respond(&rejection, domain).map(Either::Right), outcome)
         };
         if self.is_draining() && is_upgrade(request.headers()) {
@@ -164,12 +196,17 @@ impl Gateway {
         let forward_auth_path = &runtime.config.forward_auth_path;
         if path == *forward_auth_path || path.starts_with(&format!("{forward_auth_path}/")) {
             outcome.route = "forward-auth".into();
-            let response = forward_auth::answer(self, runtime, &request, &path, outcome_fields(&mut outcome)).await;
+            let response =
+                forward_auth::answer(self, runtime, &request, &path, outcome_fields(&mut outcome))
+                    .await;
             return (response, outcome);
         }
         strip_identity_headers(request.headers_mut());
         // Hops 3 and 4.
-        let decision = match self.decide(runtime, request.headers(), request.method(), &path).await {
+        let decision = match self
+            .decide(runtime, request.headers(), request.method(), &path)
+            .await
+        {
             Ok(decision) => decision,
             Err((rejection, route, fingerprint)) => {
                 outcome.route = route;
@@ -226,7 +263,11 @@ impl Gateway {
     ) -> Result<Decision, (Rejection, String, Option<String>)> {
         if runtime.policy.is_public(path) {
             self.metrics.auth_decision("allow", "public_path");
-            return Ok(Decision { route: "public".into(), principal: None, fingerprint: None });
+            return Ok(Decision {
+                route: "public".into(),
+                principal: None,
+                fingerprint: None,
+            });
         }
         let route_name = || runtime.policy.route_for(method, path).name.clone();
         let authenticated = match runtime.authenticator.authenticate(headers).await {
@@ -234,7 +275,9 @@ impl Gateway {
             Err(error) => {
                 self.metrics.auth_decision("deny", error.reason());
                 tracing::debug!(reason = error.reason(), detail = %error, "authentication failed");
-                let fingerprint = crate::verify::bearer_token(headers).ok().map(crate::verify::fingerprint);
+                let fingerprint = crate::verify::bearer_token(headers)
+                    .ok()
+                    .map(crate::verify::fingerprint);
                 return Err((Rejection::Auth(error), route_name(), fingerprint));
             }
         };
@@ -247,7 +290,11 @@ impl Gateway {
         match runtime.policy.authorize(&principal, method, path) {
             Ok(route) => {
                 self.metrics.auth_decision("allow", "authorized");
-                Ok(Decision { route: route.name.clone(), principal: Some(principal), fingerprint })
+                Ok(Decision {
+                    route: route.name.clone(),
+                    principal: Some(principal),
+                    fingerprint,
+                })
             }
             Err(denied) => {
                 self.metrics.auth_decision("deny", denied.reason);

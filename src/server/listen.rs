@@ -74,33 +74,63 @@ pub async fn serve_proxy(
                 let gateway = gateway.clone();
                 async move { Ok::<_, Infallible>(gateway.handle(request, peer, is_tls).await) }
             });
-            let result = match tls {
-                None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await,
-                Some(tls) => {
-                    let acceptor = tls.acceptor();
-                    let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => return tracing::debug!(%error, %peer, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    };
-                    watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
-                }
-            };
+            let result =
+                match tls {
+                    None => {
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
+                    Some(tls) => {
+                        let acceptor = tls.acceptor();
+                        let stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    return tracing::debug!(%error, %peer, "TLS handshake failed")
+                                }
+                                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                            };
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
+                };
             if let Err(error) = result {
                 tracing::debug!(error = %error, %peer, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(settings.shutdown_grace_period, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(settings.shutdown_grace_period, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("grace period over; closing connections still open");
     }
 }
 
 /// Serve the admin endpoints until `shutdown` flips.
-pub async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_admin(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
     let builder = Arc::new(builder);
     loop {
         let (stream, _) = tokio::select! {
@@ -120,7 +150,9 @@ pub async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, mut shutd
                 let gateway = gateway.clone();
                 async move { Ok::<_, Infallible>(admin::routes::handle(&gateway, request).await) }
             });
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

@@ -20,7 +20,10 @@ use tokio::sync::watch;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {address}: {error}")]
-    Bind { address: SocketAddr, error: std::io::Error },
+    Bind {
+        address: SocketAddr,
+        error: std::io::Error,
+    },
     #[error("{0}")]
     KeyFiles(String),
     #[error("TLS: {0}")]
@@ -32,7 +35,10 @@ pub enum StartError {
 impl StartError {
     /// Configuration problems exit 2; the rest 1.
     pub fn is_configuration(&self) -> bool {
-        matches!(self, StartError::KeyFiles(_) | StartError::Tls(_) | StartError::Upstream(_))
+        matches!(
+            self,
+            StartError::KeyFiles(_) | StartError::Tls(_) | StartError::Upstream(_)
+        )
     }
 }
 
@@ -46,8 +52,13 @@ pub struct RunningServer {
 }
 
 fn build_key_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<KeyStore>, StartError> {
-    let key_store = KeyStore::new(&config.auth.key_sources, &config.auth.key_files, config.jwks.clone(), metrics.clone())
-        .map_err(|error| StartError::KeyFiles(error.to_string()))?;
+    let key_store = KeyStore::new(
+        &config.auth.key_sources,
+        &config.auth.key_files,
+        config.jwks.clone(),
+        metrics.clone(),
+    )
+    .map_err(|error| StartError::KeyFiles(error.to_string()))?;
     key_store.start();
     Ok(key_store)
 }
@@ -57,24 +68,41 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let key_store = build_key_store(&config, &metrics)?;
-    let runtime = Runtime::new(config.clone(), key_store, metrics.clone()).map_err(StartError::Upstream)?;
+    let runtime =
+        Runtime::new(config.clone(), key_store, metrics.clone()).map_err(StartError::Upstream)?;
     let gateway = Gateway::new(runtime, metrics);
     let tls = match &config.server.tls {
-        Some(files) => Some(tls::ReloadingTls::load(&files.cert_file, &files.key_file).map_err(StartError::Tls)?),
+        Some(files) => Some(
+            tls::ReloadingTls::load(&files.cert_file, &files.key_file).map_err(StartError::Tls)?,
+        ),
         None => None,
     };
     let bind = |address: SocketAddr| async move {
-        TcpListener::bind(address).await.map_err(|error| StartError::Bind { address, error })
+        TcpListener::bind(address)
+            .await
+            .map_err(|error| StartError::Bind { address, error })
     };
     let proxy_listener = bind(config.server.listen).await?;
     let admin_listener = bind(config.server.admin_listen).await?;
-    let proxy_address = proxy_listener.local_addr().map_err(|error| StartError::Bind { address: config.server.listen, error })?;
-    let admin_address =
-        admin_listener.local_addr().map_err(|error| StartError::Bind { address: config.server.admin_listen, error })?;
+    let proxy_address = proxy_listener
+        .local_addr()
+        .map_err(|error| StartError::Bind {
+            address: config.server.listen,
+            error,
+        })?;
+    let admin_address = admin_listener
+        .local_addr()
+        .map_err(|error| StartError::Bind {
+            address: config.server.admin_listen,
+            error,
+        })?;
     let (shutdown, shutdown_receiver) = watch::channel(false);
     let settings = listen::ConnectionSettings {
         max_header_bytes: config.server.max_header_bytes,
-        header_read_timeout: config.server.request_timeout.min(std::time::Duration::from_secs(30)),
+        header_read_timeout: config
+            .server
+            .request_timeout
+            .min(std::time::Duration::from_secs(30)),
         shutdown_grace_period: config.server.shutdown_grace_period,
     };
     let mut tasks = Vec::new();
@@ -88,9 +116,19 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         settings,
         shutdown_receiver.clone(),
     )));
-    tasks.push(tokio::spawn(listen::serve_admin(admin_listener, gateway.clone(), shutdown_receiver)));
+    tasks.push(tokio::spawn(listen::serve_admin(
+        admin_listener,
+        gateway.clone(),
+        shutdown_receiver,
+    )));
     tracing::info!(proxy = %proxy_address, admin = %admin_address, upstream = %config.upstream.url, "om-gateway serving");
-    Ok(RunningServer { proxy_address, admin_address, gateway, shutdown, tasks })
+    Ok(RunningServer {
+        proxy_address,
+        admin_address,
+        gateway,
+        shutdown,
+        tasks,
+    })
 }
 
 impl RunningServer {
@@ -131,7 +169,9 @@ pub fn reload_with(gateway: &Arc<Gateway>, config: Config) -> Result<(), String>
         && current.config.jwks.min_refresh_interval == config.jwks.min_refresh_interval
         && current.config.jwks.fetch_timeout == config.jwks.fetch_timeout
         && current.config.jwks.max_stale == config.jwks.max_stale;
-    if config.server.listen != current.config.server.listen || config.server.admin_listen != current.config.server.admin_listen {
+    if config.server.listen != current.config.server.listen
+        || config.server.admin_listen != current.config.server.admin_listen
+    {
         tracing::warn!("listen addresses changed; they take effect at the next restart");
     }
     let key_store = if same_keys {

@@ -13,13 +13,19 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// A client configuration trusting the web PKI roots and, when given, the certificates in `ca_file`.
 /// `insecure_skip_verify` accepts any certificate (for test upstreams only; `doctor` warns).
-pub fn client_config(ca_file: Option<&Path>, insecure_skip_verify: bool) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+pub fn client_config(
+    ca_file: Option<&Path>,
+    insecure_skip_verify: bool,
+) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     if let Some(path) = ca_file {
         let certificates = CertificateDer::pem_file_iter(path)
             .map_err(|error| format!("cannot read CA file {}: {error}", path.display()))?;
         for certificate in certificates {
-            let certificate = certificate.map_err(|error| format!("bad certificate in {}: {error}", path.display()))?;
+            let certificate = certificate
+                .map_err(|error| format!("bad certificate in {}: {error}", path.display()))?;
             roots
                 .add(certificate)
                 .map_err(|error| format!("unusable certificate in {}: {error}", path.display()))?;
@@ -48,7 +54,8 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<rustls::Server
     if chain.is_empty() {
         return Err(format!("no certificate in {}", cert_file.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|error| format!("cannot read key {}: {error}", key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|error| format!("cannot read key {}: {error}", key_file.display()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|error| error.to_string())?
@@ -80,7 +87,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
         certificate: &CertificateDer<'_>,
         signature: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, certificate, signature, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            certificate,
+            signature,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -89,7 +101,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
         certificate: &CertificateDer<'_>,
         signature: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, certificate, signature, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            certificate,
+            signature,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -112,7 +129,10 @@ impl ReloadingTls {
         Ok(Arc::new(ReloadingTls {
             cert_file: cert_file.to_path_buf(),
             key_file: key_file.to_path_buf(),
-            current: std::sync::RwLock::new((tokio_rustls::TlsAcceptor::from(Arc::new(config)), modified(cert_file, key_file))),
+            current: std::sync::RwLock::new((
+                tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+                modified(cert_file, key_file),
+            )),
         }))
     }
 
@@ -141,7 +161,9 @@ impl ReloadingTls {
                 }
                 tracing::info!(cert = %self.cert_file.display(), "TLS certificate reloaded");
             }
-            Err(error) => tracing::warn!(%error, "TLS files changed but cannot be loaded; keeping the previous certificate"),
+            Err(error) => {
+                tracing::warn!(%error, "TLS files changed but cannot be loaded; keeping the previous certificate")
+            }
         }
     }
 
@@ -161,7 +183,11 @@ impl ReloadingTls {
 }
 
 fn modified(cert_file: &Path, key_file: &Path) -> Option<std::time::SystemTime> {
-    let cert = std::fs::metadata(cert_file).and_then(|m| m.modified()).ok()?;
-    let key = std::fs::metadata(key_file).and_then(|m| m.modified()).ok()?;
+    let cert = std::fs::metadata(cert_file)
+        .and_then(|m| m.modified())
+        .ok()?;
+    let key = std::fs::metadata(key_file)
+        .and_then(|m| m.modified())
+        .ok()?;
     Some(cert.max(key))
 }

@@ -18,7 +18,10 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, AuthError> {
     if values.next().is_some() {
         return Err(AuthError::MultipleAuthorization);
     }
-    let value = value.to_str().map_err(|_| AuthError::Malformed("Authorization is not ASCII"))?.trim();
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Malformed("Authorization is not ASCII"))?
+        .trim();
     if value.is_empty() {
         return Err(AuthError::TokenMissing);
     }

@@ -20,9 +20,17 @@ struct PerEntryExpiry {
 }
 
 impl moka::Expiry<TokenDigest, Arc<Principal>> for PerEntryExpiry {
-    fn expire_after_create(&self, _key: &TokenDigest, principal: &Arc<Principal>, _created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &TokenDigest,
+        principal: &Arc<Principal>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
         let remaining = principal.expires_at.map(|exp| {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             Duration::from_secs(exp.saturating_add(self.clock_skew).saturating_sub(now))
         });
         Some(remaining.map_or(self.ttl, |remaining| remaining.min(self.ttl)))
@@ -33,17 +41,26 @@ impl TokenCache {
     pub fn new(max_entries: u64, ttl: Duration, clock_skew: Duration) -> TokenCache {
         let inner = Cache::builder()
             .max_capacity(max_entries)
-            .expire_after(PerEntryExpiry { ttl, clock_skew: clock_skew.as_secs() })
+            .expire_after(PerEntryExpiry {
+                ttl,
+                clock_skew: clock_skew.as_secs(),
+            })
             .support_invalidation_closures()
             .build();
-        TokenCache { inner, clock_skew: clock_skew.as_secs() }
+        TokenCache {
+            inner,
+            clock_skew: clock_skew.as_secs(),
+        }
     }
 
     /// A cached principal whose token has not expired meanwhile.
     pub fn get(&self, digest: &TokenDigest) -> Option<Arc<Principal>> {
         let principal = self.inner.get(digest)?;
         if let Some(exp) = principal.expires_at {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             if now > exp.saturating_add(self.clock_skew) {
                 self.inner.invalidate(digest);
                 return None;
@@ -60,9 +77,9 @@ impl TokenCache {
     pub fn evict_signed_by(&self, thumbprints: &[String]) {
         let thumbprints = thumbprints.to_vec();
         // Only fails when invalidation closures are not enabled, which `new` always does.
-        let _ = self
-            .inner
-            .invalidate_entries_if(move |_, principal| thumbprints.contains(&principal.key_thumbprint));
+        let _ = self.inner.invalidate_entries_if(move |_, principal| {
+            thumbprints.contains(&principal.key_thumbprint)
+        });
     }
 
     pub fn entry_count(&self) -> u64 {

@@ -33,7 +33,10 @@ pub struct Principal {
 impl Principal {
     /// A claim kept for route requirements.
     pub fn claim(&self, lower_name: &str) -> Option<&Value> {
-        self.extra_claims.iter().find(|(name, _)| name == lower_name).map(|(_, value)| value)
+        self.extra_claims
+            .iter()
+            .find(|(name, _)| name == lower_name)
+            .map(|(_, value)| value)
     }
 }
 
@@ -74,14 +77,22 @@ impl ClaimSettings {
             roles_claim: auth.roles_claim.clone(),
             enforce_principal_domain: config.authorizer.enforce_principal_domain,
             principal_domain: config.authorizer.principal_domain.to_ascii_lowercase(),
-            allowed_domains: config.authorizer.allowed_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            allowed_domains: config
+                .authorizer
+                .allowed_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
             extra_claims,
         }
     }
 }
 
 fn now_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Look up one of OpenMetadata's own claims, ignoring case as the server does.
@@ -115,7 +126,11 @@ fn date_claim(claims: &Map<String, Value>, name: &'static str) -> Result<Option<
 }
 
 /// Check every claim of a token whose signature `key` verified, and build its principal.
-pub fn check_claims(claims: &Map<String, Value>, key: &Arc<VerifyingKey>, settings: &ClaimSettings) -> Result<Principal, AuthError> {
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    key: &Arc<VerifyingKey>,
+    settings: &ClaimSettings,
+) -> Result<Principal, AuthError> {
     let now = now_seconds();
     let skew = settings.clock_skew;
     let is_bot = match claim_ci(claims, "isbot") {
@@ -144,23 +159,46 @@ pub fn check_claims(claims: &Map<String, Value>, key: &Arc<VerifyingKey>, settin
         Some(Value::String(iss)) => Some(iss.clone()),
         Some(_) => return Err(AuthError::BadClaim("iss")),
     };
-    if !settings.issuers.is_empty() && !issuer.as_ref().is_some_and(|iss| settings.issuers.contains(iss)) {
-        return Err(AuthError::IssuerRejected(issuer.unwrap_or_default().chars().take(64).collect()));
+    if !settings.issuers.is_empty()
+        && !issuer
+            .as_ref()
+            .is_some_and(|iss| settings.issuers.contains(iss))
+    {
+        return Err(AuthError::IssuerRejected(
+            issuer.unwrap_or_default().chars().take(64).collect(),
+        ));
     }
-    if !settings.audiences.is_empty() && !audiences_of(claims).iter().any(|aud| settings.audiences.iter().any(|a| a == aud)) {
+    if !settings.audiences.is_empty()
+        && !audiences_of(claims)
+            .iter()
+            .any(|aud| settings.audiences.iter().any(|a| a == aud))
+    {
         return Err(AuthError::AudienceRejected);
     }
     let (name, email) = principal_of(claims, settings)?;
     if settings.enforce_principal_domain && !is_bot {
-        let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
-        let allowed = domain.is_some_and(|domain| domain == settings.principal_domain || settings.allowed_domains.contains(&domain));
+        let domain = email
+            .as_deref()
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d.to_ascii_lowercase());
+        let allowed = domain.is_some_and(|domain| {
+            domain == settings.principal_domain || settings.allowed_domains.contains(&domain)
+        });
         if !allowed {
             return Err(AuthError::DomainMismatch);
         }
     }
     let roles = match claim_ci(claims, &settings.roles_claim) {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        Some(Value::String(role)) => role.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(role)) => role
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect(),
         _ => Vec::new(),
     };
     let extra_claims = settings
@@ -185,7 +223,10 @@ pub fn check_claims(claims: &Map<String, Value>, key: &Arc<VerifyingKey>, settin
 
 /// The user name and email, by `jwtPrincipalClaimsMapping` when set, else the first
 /// `jwtPrincipalClaims` present (the part before `@` is the name).
-fn principal_of(claims: &Map<String, Value>, settings: &ClaimSettings) -> Result<(String, Option<String>), AuthError> {
+fn principal_of(
+    claims: &Map<String, Value>,
+    settings: &ClaimSettings,
+) -> Result<(String, Option<String>), AuthError> {
     if !settings.principal_claims_mapping.is_empty() {
         let mapped = |field: &str| {
             settings
@@ -207,6 +248,7 @@ fn principal_of(claims: &Map<String, Value>, settings: &ClaimSettings) -> Result
     if name.is_empty() {
         return Err(AuthError::NoPrincipal);
     }
-    let email = string_claim(claims, "email").or_else(|| value.contains('@').then(|| value.clone()));
+    let email =
+        string_claim(claims, "email").or_else(|| value.contains('@').then(|| value.clone()));
     Ok((name, email))
 }

@@ -107,10 +107,21 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(config: &Config, key_store: Arc<KeyStore>, metrics: Arc<Metrics>) -> Authenticator {
-        let cache = TokenCache::new(config.token_cache.max_entries, config.token_cache.ttl, config.auth.clock_skew);
+        let cache = TokenCache::new(
+            config.token_cache.max_entries,
+            config.token_cache.ttl,
+            config.auth.clock_skew,
+        );
         let evict = cache.clone();
-        key_store.on_keys_removed(Box::new(move |thumbprints| evict.evict_signed_by(thumbprints)));
-        Authenticator { settings: claims::ClaimSettings::from_config(config), key_store, cache, metrics }
+        key_store.on_keys_removed(Box::new(move |thumbprints| {
+            evict.evict_signed_by(thumbprints)
+        }));
+        Authenticator {
+            settings: claims::ClaimSettings::from_config(config),
+            key_store,
+            cache,
+            metrics,
+        }
     }
 
     pub fn key_store(&self) -> &Arc<KeyStore> {
@@ -118,7 +129,10 @@ impl Authenticator {
     }
 
     /// Authenticate a request by its headers.
-    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Authenticated, AuthError> {
+    pub async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Authenticated, AuthError> {
         let token = bearer_token(headers)?;
         self.authenticate_token(token).await
     }
@@ -127,13 +141,27 @@ impl Authenticator {
     pub async fn authenticate_token(&self, token: &str) -> Result<Authenticated, AuthError> {
         let digest = TokenDigest::of(token);
         if let Some(principal) = self.cache.get(&digest) {
-            self.metrics.token_cache_requests_total.with_label_values(&["hit"]).inc();
-            return Ok(Authenticated { principal, fingerprint: digest.fingerprint(), cache_hit: true });
+            self.metrics
+                .token_cache_requests_total
+                .with_label_values(&["hit"])
+                .inc();
+            return Ok(Authenticated {
+                principal,
+                fingerprint: digest.fingerprint(),
+                cache_hit: true,
+            });
         }
-        self.metrics.token_cache_requests_total.with_label_values(&["miss"]).inc();
+        self.metrics
+            .token_cache_requests_total
+            .with_label_values(&["miss"])
+            .inc();
         let principal = Arc::new(self.verify(token).await?);
         self.cache.insert(digest.clone(), principal.clone());
-        Ok(Authenticated { principal, fingerprint: digest.fingerprint(), cache_hit: false })
+        Ok(Authenticated {
+            principal,
+            fingerprint: digest.fingerprint(),
+            cache_hit: false,
+        })
     }
 
     /// The full check, without the cache.

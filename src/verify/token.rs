@@ -29,28 +29,47 @@ pub struct UnverifiedToken<'a> {
 /// Parse the token's three parts. Fails on anything but a compact JWS with an accepted `alg`.
 pub fn decode_unverified(token: &str) -> Result<UnverifiedToken<'_>, AuthError> {
     let mut parts = token.splitn(4, '.');
-    let (Some(header_part), Some(claims_part), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header_part), Some(claims_part), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(AuthError::Malformed("expected three dot-separated parts"));
     };
-    let signing_input = token.get(..header_part.len() + 1 + claims_part.len()).ok_or(AuthError::Malformed("parts"))?;
-    let header = decode_part(header_part).ok_or(AuthError::Malformed("header is not base64url JSON"))?;
-    let alg = header.get("alg").and_then(Value::as_str).ok_or(AuthError::Malformed("header has no alg"))?;
-    let algorithm = parse_algorithm(alg).ok_or_else(|| AuthError::AlgorithmRejected(truncate(alg)))?;
+    let signing_input = token
+        .get(..header_part.len() + 1 + claims_part.len())
+        .ok_or(AuthError::Malformed("parts"))?;
+    let header =
+        decode_part(header_part).ok_or(AuthError::Malformed("header is not base64url JSON"))?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(AuthError::Malformed("header has no alg"))?;
+    let algorithm =
+        parse_algorithm(alg).ok_or_else(|| AuthError::AlgorithmRejected(truncate(alg)))?;
     let kid = match header.get("kid") {
         None | Some(Value::Null) => None,
         Some(Value::String(kid)) if kid.len() <= 256 => Some(kid.clone()),
         Some(_) => return Err(AuthError::Malformed("kid is not a short string")),
     };
-    let claims = decode_part(claims_part).ok_or(AuthError::Malformed("payload is not base64url JSON"))?;
+    let claims =
+        decode_part(claims_part).ok_or(AuthError::Malformed("payload is not base64url JSON"))?;
     if signature.is_empty() || URL_SAFE_NO_PAD.decode(signature).is_err() {
         return Err(AuthError::Malformed("signature is not base64url"));
     }
-    Ok(UnverifiedToken { algorithm, kid, header, claims, signing_input, signature })
+    Ok(UnverifiedToken {
+        algorithm,
+        kid,
+        header,
+        claims,
+        signing_input,
+        signature,
+    })
 }
 
 fn decode_part(part: &str) -> Option<Map<String, Value>> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).ok().or_else(|| decode_base64_lenient(part).ok())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()
+        .or_else(|| decode_base64_lenient(part).ok())?;
     match serde_json::from_slice::<Value>(&bytes).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
@@ -87,7 +106,13 @@ pub async fn find_verifying_key(
         if key_store.key_count() == 0 {
             return Err(AuthError::NoKeysLoaded);
         }
-        return Err(AuthError::UnknownKid(token.kid.clone().map(|k| truncate(&k)).unwrap_or_else(|| "(none)".into())));
+        return Err(AuthError::UnknownKid(
+            token
+                .kid
+                .clone()
+                .map(|k| truncate(&k))
+                .unwrap_or_else(|| "(none)".into()),
+        ));
     }
     let audiences = audiences_of(&token.claims);
     let mut outcome = AuthError::BadSignature;
@@ -100,7 +125,12 @@ pub async fn find_verifying_key(
             outcome = AuthError::KeyNotBound(key.key.kid.clone().unwrap_or_default());
             continue;
         }
-        let verified = jsonwebtoken::crypto::verify(token.signature, token.signing_input.as_bytes(), &key.key.decoding_key, token.algorithm);
+        let verified = jsonwebtoken::crypto::verify(
+            token.signature,
+            token.signing_input.as_bytes(),
+            &key.key.decoding_key,
+            token.algorithm,
+        );
         if let Ok(true) = verified {
             return Ok(key);
         }

@@ -1,0 +1,6 @@
+//! Integration tests: one binary, one module per area. Every test starts real servers on
+//! 127.0.0.1 port 0 (key sources, upstreams, the gateway itself) and talks HTTP to them.
+
+mod support;
+
+mod spine;

@@ -1,0 +1,112 @@
+//! The real gateway, started in-process on ephemeral ports.
+
+use om_gateway::config::{load, Config, ConfigText, LoadInput};
+use om_gateway::server::RunningServer;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub struct TestGateway {
+    pub server: RunningServer,
+}
+
+/// Parse a gateway YAML the way `run` does (environment from `env`, never the process's).
+pub fn config_from(
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> Result<Config, om_gateway::config::ConfigError> {
+    let environment: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load(LoadInput {
+        gateway_file: Some(ConfigText {
+            name: "gateway.yaml".into(),
+            text: yaml.into(),
+        }),
+        openmetadata_file: None,
+        environment: &environment,
+    })
+}
+
+impl TestGateway {
+    /// Start with `yaml`; listen addresses are forced to 127.0.0.1:0.
+    pub async fn start(yaml: &str) -> TestGateway {
+        let mut config =
+            config_from(yaml, &[]).unwrap_or_else(|error| panic!("test config is valid: {error}"));
+        TestGateway::start_config(&mut config).await
+    }
+
+    pub async fn start_config(config: &mut Config) -> TestGateway {
+        config.server.listen = "127.0.0.1:0".parse().expect("address");
+        config.server.admin_listen = "127.0.0.1:0".parse().expect("address");
+        let server = om_gateway::server::start(config.clone())
+            .await
+            .expect("gateway starts");
+        TestGateway { server }
+    }
+
+    /// Start and wait until /readyz says keys are loaded.
+    pub async fn start_ready(yaml: &str) -> TestGateway {
+        let gateway = TestGateway::start(yaml).await;
+        gateway.wait_ready().await;
+        gateway
+    }
+
+    pub fn proxy(&self) -> SocketAddr {
+        self.server.proxy_address
+    }
+
+    pub fn admin(&self) -> SocketAddr {
+        self.server.admin_address
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.proxy_address)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.admin_address)
+    }
+
+    /// Poll /readyz until 200, failing the test after 10 s.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = super::client();
+        loop {
+            if let Ok(response) = client.get(self.admin_url("/readyz")).send().await {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not become ready within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        super::client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+/// A minimal gateway YAML in front of `upstream`, trusting `key_urls`.
+pub fn basic_yaml(upstream: &str, key_urls: &[String]) -> String {
+    let urls = key_urls
+        .iter()
+        .map(|u| format!("\"{u}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "upstream:\n  url: {upstream}\nauthenticationConfiguration:\n  publicKeyUrls: [ {urls} ]\njwks:\n  minRefreshInterval: 1s\n  fetchTimeout: 2s\n"
+    )
+}
