@@ -58,19 +58,21 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 APT_UPDATED=0
+# Installers keep their chatter in a log and show it only when they fail.
 apt_update_once() {
   if [ "$APT_UPDATED" = 0 ]; then
     command -v apt-get >/dev/null 2>&1 || die "apt-get is not available, so '$*' cannot be installed"
-    $SUDO apt-get update -qq >/dev/null || die "apt-get update failed"
+    $SUDO apt-get update -qq >"$WORK/apt.log" 2>&1 || { cat "$WORK/apt.log" >&2; die "apt-get update failed"; }
     APT_UPDATED=1
   fi
 }
 apt_install() {
   apt_update_once "$@"
-  $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null || die "apt-get install $* failed"
+  $SUDO apt-get install -y -qq --no-install-recommends "$@" >"$WORK/apt.log" 2>&1 \
+    || { cat "$WORK/apt.log" >&2; die "apt-get install $* failed"; }
 }
 pip_install() {
-  python3 -m pip install --quiet "$@" || die "pip install $* failed"
+  python3 -m pip install --quiet "$@" >"$WORK/pip.log" 2>&1 || { cat "$WORK/pip.log" >&2; die "pip install $* failed"; }
   hash -r
 }
 

@@ -1,1 +1,318 @@
+//! Configuration parsing as tables: input bytes and an environment map in, typed values or
+//! located problems out. The process environment is never touched.
 
+use super::duration::{format_duration, parse_duration};
+use super::env::parse_list;
+use super::openmetadata::substitute;
+use super::*;
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load_yaml(yaml: &str, environment: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    load(LoadInput {
+        gateway_file: Some(ConfigText {
+            name: "gateway.yaml".into(),
+            text: yaml.into(),
+        }),
+        openmetadata_file: None,
+        environment: &env(environment),
+    })
+}
+
+#[test]
+fn durations() {
+    fn check(input: &str, expected: Result<u64, &str>) {
+        match (parse_duration(input), expected) {
+            (Ok(duration), Ok(millis)) => {
+                assert_eq!(duration.as_millis() as u64, millis, "{input}")
+            }
+            (Err(message), Err(part)) => assert!(message.contains(part), "{input}: {message}"),
+            (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
+        }
+    }
+    check("500ms", Ok(500));
+    check("30s", Ok(30_000));
+    check("10m", Ok(600_000));
+    check("24h", Ok(86_400_000));
+    check("1h30m", Ok(5_400_000));
+    check("2d", Ok(172_800_000));
+    check("0", Ok(0));
+    check("10", Err("no unit"));
+    check("10 minutes", Err("unknown unit"));
+    check("", Err("empty"));
+    check("m", Err("not a duration"));
+    assert_eq!(format_duration(Duration::from_secs(600)), "10m");
+    assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+}
+
+#[test]
+fn openmetadata_list_forms() {
+    fn check(input: &str, expected: &[&str]) {
+        assert_eq!(parse_list(input), expected, "{input}");
+    }
+    check(
+        "[http://a/jwks, http://b/certs]",
+        &["http://a/jwks", "http://b/certs"],
+    );
+    check(
+        "http://a/jwks,http://b/certs",
+        &["http://a/jwks", "http://b/certs"],
+    );
+    check("[\"email\", 'sub']", &["email", "sub"]);
+    check("[]", &[]);
+    check("admin", &["admin"]);
+}
+
+#[test]
+fn dropwizard_substitution() {
+    let environment = env(&[("SET", "value"), ("EMPTY", "")]);
+    fn check(environment: &HashMap<String, String>, input: &str, expected: &str) {
+        assert_eq!(substitute(input, environment), expected, "{input}");
+    }
+    check(&environment, "a: ${SET:-fallback}", "a: value");
+    check(&environment, "a: ${UNSET:-fallback}", "a: fallback");
+    check(&environment, "a: ${UNSET:-[x, y]}", "a: [x, y]");
+    check(&environment, "a: ${UNSET}", "a: ${UNSET}");
+    check(&environment, "a: ${EMPTY:-fallback}", "a: ");
+    check(&environment, "a: $${SET}", "a: ${SET}");
+    check(&environment, "a: ${SET", "a: ${SET");
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let config = load_yaml(
+        "authenticationConfiguration:\n  publicKeyUrls: [\"http://file/jwks\"]\nauthorizerConfiguration:\n  adminPrincipals: [root]\n",
+        &[
+            ("AUTHENTICATION_PUBLIC_KEYS", "[http://env-a/jwks, http://env-b/certs]"),
+            ("AUTHENTICATION_JWT_PRINCIPAL_CLAIMS", "[preferred_username,email]"),
+            ("AUTHORIZER_ADMIN_PRINCIPALS", "[admin, ops]"),
+            ("AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN", "true"),
+            ("AUTHORIZER_PRINCIPAL_DOMAIN", "example.com"),
+            ("AUTHORIZER_ALLOWED_DOMAINS", "[partner.example]"),
+            ("OM_GATEWAY_LISTEN", "127.0.0.1:18080"),
+            ("OM_GATEWAY_UPSTREAM_URL", "http://openmetadata-server:8585"),
+        ],
+    )
+    .unwrap();
+    let urls: Vec<&str> = config
+        .auth
+        .key_sources
+        .iter()
+        .map(|s| s.url.as_str())
+        .collect();
+    assert_eq!(urls, ["http://env-a/jwks", "http://env-b/certs"]);
+    assert_eq!(
+        config.auth.principal_claims,
+        ["preferred_username", "email"]
+    );
+    assert_eq!(config.authorizer.admin_principals, ["admin", "ops"]);
+    assert!(config.authorizer.enforce_principal_domain);
+    assert_eq!(config.authorizer.principal_domain, "example.com");
+    assert_eq!(config.authorizer.allowed_domains, ["partner.example"]);
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:18080");
+    assert_eq!(
+        config.upstream.url.to_string(),
+        "http://openmetadata-server:8585/"
+    );
+}
+
+#[test]
+fn defaults_trust_the_upstreams_own_jwks() {
+    let config = load_yaml("", &[("OM_GATEWAY_UPSTREAM_URL", "http://om:8585")]).unwrap();
+    assert_eq!(config.auth.key_sources.len(), 1);
+    assert_eq!(
+        config.auth.key_sources[0].url,
+        "http://om:8585/api/v1/system/config/jwks"
+    );
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(config.server.admin_listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(config.auth.allow_tokens_without_expiry, ExpiryPolicy::Bots);
+    assert_eq!(
+        config.auth.principal_claims,
+        ["email", "preferred_username", "sub"]
+    );
+    assert_eq!(config.jwks.min_refresh_interval, Duration::from_secs(30));
+    assert_eq!(config.forward_auth_path, "/_gateway/auth");
+}
+
+#[test]
+fn key_sources_bind_and_public_key_urls_merge() {
+    let config = load_yaml(
+        "authenticationConfiguration:\n  publicKeyUrls: [\"http://om/jwks\", \"https://google/certs\"]\n  keySources:\n    - { url: \"https://google/certs\", issuers: [accounts.google.com], audiences: [client-1] }\n",
+        &[],
+    )
+    .unwrap();
+    let sources = &config.auth.key_sources;
+    assert_eq!(
+        sources.len(),
+        2,
+        "the URL listed in both places is one source"
+    );
+    assert_eq!(sources[0].url, "https://google/certs");
+    assert_eq!(sources[0].issuers, ["accounts.google.com"]);
+    assert_eq!(sources[0].audiences, ["client-1"]);
+    assert!(sources[1].issuers.is_empty());
+}
+
+#[test]
+fn problems_are_all_reported_with_lines() {
+    fn check(yaml: &str, expected: &[(&str, Option<usize>, &str)]) {
+        let error = load_yaml(yaml, &[]).expect_err(yaml);
+        let got: Vec<(&str, Option<usize>, &str)> = error
+            .problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.line, p.message.as_str()))
+            .collect();
+        assert_eq!(got.len(), expected.len(), "{error}");
+        for ((key, line, message), (want_key, want_line, want_part)) in got.iter().zip(expected) {
+            assert_eq!(key, want_key, "{error}");
+            assert_eq!(line, want_line, "{error}");
+            assert!(message.contains(want_part), "{message} lacks {want_part}");
+        }
+    }
+    check(
+        "server:\n  logFormat: xml\n",
+        &[("server.logFormat", Some(2), "json, text")],
+    );
+    check(
+        "upstream:\n  url: ftp://x\n",
+        &[("upstream.url", Some(2), "http(s) URL")],
+    );
+    check(
+        "routes:\n  - name: a\n    match: { pathRegex: \"(\" }\n  - name: a\n    match: { path: nope, methods: [GOT] }\n",
+        &[
+            ("routes[0].match.pathRegex", Some(3), "invalid regex"),
+            ("routes[1].name", Some(4), "earlier route"),
+            ("routes[1].match.path", Some(5), "must start with"),
+        ],
+    );
+    check(
+        "authenticationConfiguration:\n  allowTokensWithoutExpiry: sometimes\n  tokenValidationAlgorithm: HS256\n",
+        &[
+            ("authenticationConfiguration.tokenValidationAlgorithm", Some(3), "RS256"),
+            ("authenticationConfiguration.allowTokensWithoutExpiry", Some(2), "bots, all, none"),
+        ],
+    );
+    check(
+        "jwks:\n  refreshInterval: 10s\n  minRefreshInterval: 1m\n",
+        &[("jwks.minRefreshInterval", Some(3), "must not exceed")],
+    );
+}
+
+#[test]
+fn structural_errors_name_the_unknown_key() {
+    let error = load_yaml(
+        "server:\n  listen: 0.0.0.0:8080\nroutes:\n  - match:\n      pathPrefx: /a\n",
+        &[],
+    )
+    .unwrap_err();
+    let problem = &error.problems[0];
+    assert_eq!(problem.line, Some(5));
+    assert_eq!(problem.key, "routes[0].match.pathPrefx");
+    assert!(
+        problem.message.contains("unknown field"),
+        "{}",
+        problem.message
+    );
+    let error = load_yaml("server:\n  maxHeaderBytes: lots\n", &[]).unwrap_err();
+    assert_eq!(error.problems[0].line, Some(2));
+}
+
+#[test]
+fn environment_problems_name_the_variable() {
+    let error = load_yaml("", &[("AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN", "maybe")]).unwrap_err();
+    assert_eq!(error.problems[0].key, "AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN");
+    assert_eq!(error.problems[0].file.as_deref(), Some("environment"));
+}
+
+const OPENMETADATA_YAML: &str = r#"
+server:
+  applicationConnectors:
+    - type: http
+      port: ${SERVER_PORT:-8585}
+authorizerConfiguration:
+  className: ${AUTHORIZER_CLASS_NAME:-org.openmetadata.service.security.DefaultAuthorizer}
+  adminPrincipals: ${AUTHORIZER_ADMIN_PRINCIPALS:-[admin]}
+  principalDomain: ${AUTHORIZER_PRINCIPAL_DOMAIN:-"open-metadata.org"}
+  enforcePrincipalDomain: ${AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN:-false}
+  enableSecureSocketConnection : ${AUTHORIZER_ENABLE_SECURE_SOCKET:-false}
+authenticationConfiguration:
+  provider: ${AUTHENTICATION_PROVIDER:-basic}
+  responseType: ${AUTHENTICATION_RESPONSE_TYPE:-id_token}
+  publicKeyUrls: ${AUTHENTICATION_PUBLIC_KEYS:-[http://localhost:8585/api/v1/system/config/jwks]}
+  authority: ${AUTHENTICATION_AUTHORITY:-https://accounts.google.com}
+  clientId: ${AUTHENTICATION_CLIENT_ID:-""}
+  jwtPrincipalClaims: ${AUTHENTICATION_JWT_PRINCIPAL_CLAIMS:-[email,preferred_username,sub]}
+  jwtPrincipalClaimsMapping: ${AUTHENTICATION_JWT_PRINCIPAL_CLAIMS_MAPPING:-[]}
+  enableSelfSignup : ${AUTHENTICATION_ENABLE_SELF_SIGNUP:-true}
+"#;
+
+#[test]
+fn openmetadata_yaml_is_read_the_way_the_server_reads_it() {
+    let read = |environment: &[(&str, &str)]| {
+        load(LoadInput {
+            gateway_file: None,
+            openmetadata_file: Some(ConfigText {
+                name: "openmetadata.yaml".into(),
+                text: OPENMETADATA_YAML.into(),
+            }),
+            environment: &env(environment),
+        })
+    };
+    let config = read(&[]).unwrap();
+    assert_eq!(
+        config.auth.key_sources[0].url,
+        "http://localhost:8585/api/v1/system/config/jwks"
+    );
+    assert_eq!(config.auth.provider, "basic");
+    assert_eq!(config.authorizer.admin_principals, ["admin"]);
+    assert_eq!(config.authorizer.principal_domain, "open-metadata.org");
+    assert!(!config.authorizer.enforce_principal_domain);
+    assert_eq!(
+        config.auth.principal_claims,
+        ["email", "preferred_username", "sub"]
+    );
+
+    let config = read(&[
+        ("AUTHENTICATION_PUBLIC_KEYS", "[https://www.googleapis.com/oauth2/v3/certs, http://om:8585/api/v1/system/config/jwks]"),
+        ("AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN", "true"),
+        ("AUTHENTICATION_JWT_PRINCIPAL_CLAIMS_MAPPING", "[username:preferred_username, email:email]"),
+    ])
+    .unwrap();
+    assert_eq!(config.auth.key_sources.len(), 2);
+    assert!(config.authorizer.enforce_principal_domain);
+    assert_eq!(
+        config.auth.principal_claims_mapping,
+        [
+            ("username".to_string(), "preferred_username".to_string()),
+            ("email".to_string(), "email".to_string())
+        ]
+    );
+}
+
+#[test]
+fn the_example_configs_load() {
+    for path in ["config/gateway.yaml", "config/openmetadata-preset.yaml"] {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let text = std::fs::read_to_string(&full).unwrap();
+        let result = load(LoadInput {
+            gateway_file: Some(ConfigText {
+                name: path.into(),
+                text,
+            }),
+            openmetadata_file: None,
+            environment: &env(&[]),
+        });
+        assert!(
+            result.is_ok(),
+            "{path}: {}",
+            result.err().map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+}

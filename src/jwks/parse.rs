@@ -238,7 +238,7 @@ pub fn decode_base64_lenient(text: &str) -> Result<Vec<u8>, String> {
 }
 
 fn pad(mut text: String) -> String {
-    while text.len() % 4 != 0 {
+    while !text.len().is_multiple_of(4) {
         text.push('=');
     }
     text

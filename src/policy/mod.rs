@@ -302,7 +302,12 @@ fn check_requirement(
 fn claim_equals(candidate: &serde_json::Value, wanted: &serde_json::Value) -> bool {
     match (candidate, wanted) {
         (serde_json::Value::String(left), serde_json::Value::String(right)) => left == right,
-        (left, serde_json::Value::String(right)) => left.to_string() == *right,
+        (serde_json::Value::Bool(left), serde_json::Value::String(right)) => {
+            right == if *left { "true" } else { "false" }
+        }
+        (serde_json::Value::Number(left), serde_json::Value::String(right)) => right
+            .parse::<serde_json::Number>()
+            .is_ok_and(|n| n == *left),
         (left, right) => left == right,
     }
 }

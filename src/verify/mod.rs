@@ -156,7 +156,7 @@ impl Authenticator {
             .with_label_values(&["miss"])
             .inc();
         let principal = Arc::new(self.verify(token).await?);
-        self.cache.insert(digest.clone(), principal.clone());
+        self.cache.insert(digest, principal.clone());
         Ok(Authenticated {
             principal,
             fingerprint: digest.fingerprint(),

@@ -218,7 +218,29 @@ impl Checker {
         let services = self.check_services(&port_names, &gateway_ports, &proxy_ports);
         self.check_network_policies(&port_names, &gateway_ports);
         self.check_forward_auth(&services, &proxy_ports);
+        self.check_compose_exposure();
         self.check_metrics();
+    }
+
+    /// In a compose file with the gateway, the gateway is the only way in.
+    fn check_compose_exposure(&mut self) {
+        let mut found = Vec::new();
+        for doc in &self.docs {
+            let Some(services) = compose_services(&doc.value) else { continue };
+            if !services.values().filter_map(Value::as_object).any(is_gateway_compose_service) {
+                continue;
+            }
+            for (name, svc) in services {
+                let Some(svc) = svc.as_object() else { continue };
+                let publishes = svc.get("ports").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
+                if publishes && !is_gateway_compose_service(svc) {
+                    found.push((doc.file.clone(), name.clone()));
+                }
+            }
+        }
+        for (file, name) in found {
+            self.problem(&file, format!("compose service '{name}' publishes ports; only om-gateway may, or clients could bypass it"));
+        }
     }
 
     // ------------------------------------------------------ gateway config files
@@ -1357,7 +1379,11 @@ fn promql_selectors(expr: &str) -> Vec<(String, Vec<String>)> {
                 last_metric = None;
                 continue;
             }
-            let keywords = ["and", "or", "unless", "bool", "offset", "inf", "nan", "Inf", "NaN"];
+            // Operators, and aggregations, which may be followed by `by (...)` rather than `(`.
+            let keywords = [
+                "and", "or", "unless", "bool", "offset", "inf", "nan", "Inf", "NaN", "sum", "min", "max", "avg", "group", "stddev", "stdvar",
+                "count", "count_values", "bottomk", "topk", "quantile", "limitk", "limit_ratio",
+            ];
             if followed_by_paren || keywords.contains(&word.as_str()) {
                 last_metric = None;
                 continue;
