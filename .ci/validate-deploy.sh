@@ -479,6 +479,9 @@ def check_references(where, docs, ctx):
             ann = (d.get("metadata") or {}).get("annotations") or {}
             if "nginx.ingress.kubernetes.io/auth-url" in ann:
                 ctx["urls"].append((f"{where} {ident(d)} auth-url", urlparse(ann["nginx.ingress.kubernetes.io/auth-url"])))
+                # Only with auth-method set does ingress-nginx send X-Original-URI.
+                if str(ann.get("nginx.ingress.kubernetes.io/auth-method", "")).upper() not in ("GET", "HEAD"):
+                    problem(f"{where} {ident(d)}", "auth-url needs nginx.ingress.kubernetes.io/auth-method: GET")
             hdrs = ann.get("nginx.ingress.kubernetes.io/auth-response-headers")
             if hdrs is not None:
                 check_identity_headers(f"{where} {ident(d)} auth-response-headers",

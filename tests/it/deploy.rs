@@ -32,7 +32,15 @@ const IDENTITY_HEADERS: &[&str] = &[
     "x-auth-request-token-type",
 ];
 /// Labels Prometheus itself attaches to scraped series (and our relabelling adds).
-const TARGET_LABELS: &[&str] = &["instance", "job", "namespace", "pod", "container", "service", "endpoint"];
+const TARGET_LABELS: &[&str] = &[
+    "instance",
+    "job",
+    "namespace",
+    "pod",
+    "container",
+    "service",
+    "endpoint",
+];
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -43,21 +51,56 @@ enum Kind {
 
 /// The metrics of CONTRACT.md ("Admin listener"), with their labels.
 const CONTRACT_METRICS: &[(&str, Kind, &[&str])] = &[
-    ("om_gateway_requests_total", Kind::Counter, &["route", "method", "status"]),
-    ("om_gateway_request_duration_seconds", Kind::Histogram, &["route"]),
+    (
+        "om_gateway_requests_total",
+        Kind::Counter,
+        &["route", "method", "status"],
+    ),
+    (
+        "om_gateway_request_duration_seconds",
+        Kind::Histogram,
+        &["route"],
+    ),
     ("om_gateway_upstream_duration_seconds", Kind::Histogram, &[]),
-    ("om_gateway_auth_decisions_total", Kind::Counter, &["result", "reason"]),
-    ("om_gateway_jwks_fetch_total", Kind::Counter, &["url", "result"]),
+    (
+        "om_gateway_auth_decisions_total",
+        Kind::Counter,
+        &["result", "reason"],
+    ),
+    (
+        "om_gateway_jwks_fetch_total",
+        Kind::Counter,
+        &["url", "result"],
+    ),
     ("om_gateway_jwks_keys", Kind::Gauge, &["url"]),
-    ("om_gateway_jwks_last_success_timestamp_seconds", Kind::Gauge, &["url"]),
-    ("om_gateway_token_cache_requests_total", Kind::Counter, &["result"]),
+    (
+        "om_gateway_jwks_last_success_timestamp_seconds",
+        Kind::Gauge,
+        &["url"],
+    ),
+    (
+        "om_gateway_token_cache_requests_total",
+        Kind::Counter,
+        &["result"],
+    ),
     ("om_gateway_inflight_requests", Kind::Gauge, &[]),
     ("om_gateway_build_info", Kind::Gauge, &["version"]),
 ];
 
 /// Keys of the gateway's configuration file (unknown keys are an error for the gateway).
 const CONFIG_KEYS: &[(&str, &[&str])] = &[
-    ("server", &["listen", "adminListen", "tls", "maxHeaderBytes", "requestTimeout", "shutdownGracePeriod", "logFormat"]),
+    (
+        "server",
+        &[
+            "listen",
+            "adminListen",
+            "tls",
+            "maxHeaderBytes",
+            "requestTimeout",
+            "shutdownGracePeriod",
+            "logFormat",
+        ],
+    ),
     ("upstream", &["url", "connectTimeout", "timeout", "tls"]),
     (
         "authenticationConfiguration",
@@ -76,8 +119,24 @@ const CONFIG_KEYS: &[(&str, &[&str])] = &[
             "rolesClaim",
         ],
     ),
-    ("authorizerConfiguration", &["adminPrincipals", "principalDomain", "enforcePrincipalDomain", "allowedDomains"]),
-    ("jwks", &["refreshInterval", "minRefreshInterval", "fetchTimeout", "maxStale"]),
+    (
+        "authorizerConfiguration",
+        &[
+            "adminPrincipals",
+            "principalDomain",
+            "enforcePrincipalDomain",
+            "allowedDomains",
+        ],
+    ),
+    (
+        "jwks",
+        &[
+            "refreshInterval",
+            "minRefreshInterval",
+            "fetchTimeout",
+            "maxStale",
+        ],
+    ),
     ("tokenCache", &["maxEntries", "ttl"]),
     ("forwardAuth", &["path"]),
     ("publicPaths", &[]),
@@ -93,7 +152,7 @@ struct Doc {
     value: Value,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, PartialEq)]
 struct ConfigFacts {
     listen: Option<String>,
     admin_listen: Option<String>,
@@ -135,7 +194,9 @@ pub fn check_deploy_tree(root: &Path) -> Vec<String> {
     list_files(root, &mut files);
     files.sort();
     if files.is_empty() {
-        checker.problems.push(format!("{}: no files", root.display()));
+        checker
+            .problems
+            .push(format!("{}: no files", root.display()));
     }
     for path in &files {
         checker.load(root, path);
@@ -145,7 +206,9 @@ pub fn check_deploy_tree(root: &Path) -> Vec<String> {
 }
 
 fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -162,12 +225,23 @@ impl Checker {
     }
 
     fn load(&mut self, root: &Path, path: &Path) {
-        let rel = path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/");
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                if name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json") || name.starts_with("Dockerfile") {
+                if name.ends_with(".yaml")
+                    || name.ends_with(".yml")
+                    || name.ends_with(".json")
+                    || name.starts_with("Dockerfile")
+                {
                     self.problem(&rel, format!("cannot read: {e}"));
                 }
                 return;
@@ -177,7 +251,10 @@ impl Checker {
             match parse_yaml_documents(&text) {
                 Ok(values) => {
                     for value in values {
-                        self.docs.push(Doc { file: rel.clone(), value });
+                        self.docs.push(Doc {
+                            file: rel.clone(),
+                            value,
+                        });
                     }
                 }
                 Err(e) => self.problem(&rel, format!("invalid YAML: {e}")),
@@ -187,7 +264,10 @@ impl Checker {
                 Ok(value) => self.docs.push(Doc { file: rel, value }),
                 Err(e) => self.problem(&rel, format!("invalid JSON: {e}")),
             }
-        } else if name == "Dockerfile" || name.starts_with("Dockerfile.") || name.ends_with(".Dockerfile") {
+        } else if name == "Dockerfile"
+            || name.starts_with("Dockerfile.")
+            || name.ends_with(".Dockerfile")
+        {
             self.dockerfiles.push((rel, text));
         }
     }
@@ -197,7 +277,9 @@ impl Checker {
         self.check_dockerfiles();
         let gateways = self.find_gateways();
         if gateways.is_empty() {
-            self.problems.push("no om-gateway container or compose service found under the tree".to_string());
+            self.problems.push(
+                "no om-gateway container or compose service found under the tree".to_string(),
+            );
         }
         let mut port_names: BTreeMap<String, u16> = BTreeMap::new();
         let mut proxy_ports = BTreeSet::new();
@@ -226,13 +308,22 @@ impl Checker {
     fn check_compose_exposure(&mut self) {
         let mut found = Vec::new();
         for doc in &self.docs {
-            let Some(services) = compose_services(&doc.value) else { continue };
-            if !services.values().filter_map(Value::as_object).any(is_gateway_compose_service) {
+            let Some(services) = compose_services(&doc.value) else {
+                continue;
+            };
+            if !services
+                .values()
+                .filter_map(Value::as_object)
+                .any(is_gateway_compose_service)
+            {
                 continue;
             }
             for (name, svc) in services {
                 let Some(svc) = svc.as_object() else { continue };
-                let publishes = svc.get("ports").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
+                let publishes = svc
+                    .get("ports")
+                    .and_then(Value::as_array)
+                    .is_some_and(|p| !p.is_empty());
                 if publishes && !is_gateway_compose_service(svc) {
                     found.push((doc.file.clone(), name.clone()));
                 }
@@ -269,36 +360,46 @@ impl Checker {
                 }
             }
         }
-        let mut seen: Vec<(String, Option<String>, Option<String>, Option<String>)> = Vec::new();
+        let mut seen: Vec<(String, ConfigFacts)> = Vec::new();
         for (file, cfg) in &configs {
             self.check_config_keys(file, cfg);
-            let listen = cfg.pointer("/server/listen").and_then(Value::as_str).map(str::to_string);
-            let admin = cfg.pointer("/server/adminListen").and_then(Value::as_str).map(str::to_string);
-            let path = cfg.pointer("/forwardAuth/path").and_then(Value::as_str).map(str::to_string);
-            for (what, value) in [("server.listen", &listen), ("server.adminListen", &admin)] {
+            let text = |pointer: &str| {
+                cfg.pointer(pointer)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            let facts = ConfigFacts {
+                listen: text("/server/listen"),
+                admin_listen: text("/server/adminListen"),
+                forward_auth_path: text("/forwardAuth/path"),
+            };
+            for (what, value) in [
+                ("server.listen", &facts.listen),
+                ("server.adminListen", &facts.admin_listen),
+            ] {
                 if let Some(v) = value {
                     if port_of(v).is_none() {
                         self.problem(file, format!("{what} '{v}' has no port"));
                     }
                 }
             }
-            if let Some(p) = &path {
+            if let Some(p) = &facts.forward_auth_path {
                 if !p.starts_with('/') {
                     self.problem(file, format!("forwardAuth.path '{p}' must start with /"));
                 }
             }
-            seen.push((file.clone(), listen, admin, path));
+            seen.push((file.clone(), facts));
         }
-        if let Some((first_file, l0, a0, p0)) = seen.first().cloned() {
-            for (file, l, a, p) in seen.iter().skip(1) {
-                if (l, a, p) != (&l0, &a0, &p0) {
+        if let Some((first_file, first)) = seen.first().cloned() {
+            for (file, facts) in seen.iter().skip(1) {
+                if *facts != first {
                     self.problem(
                         file,
                         format!("listen addresses or forwardAuth.path differ from {first_file}; the checks assume one gateway configuration"),
                     );
                 }
             }
-            self.config = ConfigFacts { listen: l0, admin_listen: a0, forward_auth_path: p0 };
+            self.config = first;
         }
     }
 
@@ -328,7 +429,10 @@ impl Checker {
         for (file, text) in &dockerfiles {
             let instructions = dockerfile_instructions(text);
             // Only the final stage is the image.
-            let start = instructions.iter().rposition(|(i, _)| i == "FROM").unwrap_or(0);
+            let start = instructions
+                .iter()
+                .rposition(|(i, _)| i == "FROM")
+                .unwrap_or(0);
             let last = &instructions[start..];
             let mut env = BTreeMap::new();
             let mut exposed = BTreeSet::new();
@@ -344,7 +448,9 @@ impl Checker {
                                 Ok(n) => {
                                     exposed.insert(n);
                                 }
-                                Err(_) => self.problem(file, format!("EXPOSE {p} is not a port number")),
+                                Err(_) => {
+                                    self.problem(file, format!("EXPOSE {p} is not a port number"))
+                                }
                             }
                         }
                     }
@@ -362,14 +468,18 @@ impl Checker {
                 Some(hc) => {
                     let cmd = hc.find("CMD").map(|i| &hc[i + 3..]).unwrap_or("");
                     let words = command_words(cmd);
-                    let ok = words.first().is_some_and(|w| w.ends_with("om-gateway")) && words.get(1).is_some_and(|w| w == "healthcheck");
+                    let ok = words.first().is_some_and(|w| w.ends_with("om-gateway"))
+                        && words.get(1).is_some_and(|w| w == "healthcheck");
                     if !ok {
                         self.problem(file, format!("HEALTHCHECK must run `om-gateway healthcheck` (the image has no shell or curl), found: {hc}"));
                     }
                 }
             }
             match &user {
-                None => self.problem(file, "the final stage sets no USER (it would run as root)".to_string()),
+                None => self.problem(
+                    file,
+                    "the final stage sets no USER (it would run as root)".to_string(),
+                ),
                 Some(u) => {
                     let name = u.split(':').next().unwrap_or("");
                     if name == "root" || name == "0" {
@@ -377,11 +487,20 @@ impl Checker {
                     }
                 }
             }
-            if !entrypoint.as_deref().is_some_and(|e| e.contains("om-gateway")) {
+            if !entrypoint
+                .as_deref()
+                .is_some_and(|e| e.contains("om-gateway"))
+            {
                 self.problem(file, "ENTRYPOINT must start om-gateway".to_string());
             }
-            let proxy = env.get("OM_GATEWAY_LISTEN").map(String::as_str).unwrap_or(DEFAULT_LISTEN);
-            let admin = env.get("OM_GATEWAY_ADMIN_LISTEN").map(String::as_str).unwrap_or(DEFAULT_ADMIN_LISTEN);
+            let proxy = env
+                .get("OM_GATEWAY_LISTEN")
+                .map(String::as_str)
+                .unwrap_or(DEFAULT_LISTEN);
+            let admin = env
+                .get("OM_GATEWAY_ADMIN_LISTEN")
+                .map(String::as_str)
+                .unwrap_or(DEFAULT_ADMIN_LISTEN);
             for (what, addr) in [("proxy", proxy), ("admin", admin)] {
                 if let Some(p) = port_of(addr) {
                     if !exposed.contains(&p) {
@@ -401,7 +520,12 @@ impl Checker {
             .docs
             .iter()
             .filter(|d| kind_of(&d.value) == Some("ConfigMap"))
-            .filter_map(|d| Some((name_of(&d.value)?.to_string(), d.value.get("data")?.as_object()?.clone())))
+            .filter_map(|d| {
+                Some((
+                    name_of(&d.value)?.to_string(),
+                    d.value.get("data")?.as_object()?.clone(),
+                ))
+            })
             .collect();
         for doc in &self.docs {
             if let Some(services) = compose_services(&doc.value) {
@@ -411,7 +535,8 @@ impl Checker {
                         continue;
                     }
                     let env = compose_environment(svc.get("environment"));
-                    let uses_config = env.contains_key("OM_GATEWAY_CONFIG") || value_text(svc.get("command")).contains("--config");
+                    let uses_config = env.contains_key("OM_GATEWAY_CONFIG")
+                        || value_text(svc.get("command")).contains("--config");
                     out.push(Gateway {
                         file: doc.file.clone(),
                         what: format!("compose service '{name}'"),
@@ -429,14 +554,31 @@ impl Checker {
             let mut found = Vec::new();
             find_containers(&doc.value, owner.as_deref(), &mut found);
             for (container, sidecar) in found {
-                let name = container.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+                let name = container
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
                 let mut env = BTreeMap::new();
-                for e in container.get("env").and_then(Value::as_array).into_iter().flatten() {
+                for e in container
+                    .get("env")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(n) = e.get("name").and_then(Value::as_str) {
-                        env.insert(n.to_string(), e.get("value").map(scalar_text).unwrap_or_default());
+                        env.insert(
+                            n.to_string(),
+                            e.get("value").map(scalar_text).unwrap_or_default(),
+                        );
                     }
                 }
-                for ef in container.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
+                for ef in container
+                    .get("envFrom")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(cm) = ef.pointer("/configMapRef/name").and_then(Value::as_str) {
                         if let Some(data) = configmaps.get(cm) {
                             for (k, v) in data {
@@ -463,7 +605,13 @@ impl Checker {
         out
     }
 
-    fn effective(&self, gw: &Gateway, var: &str, from_config: &Option<String>, default: &str) -> String {
+    fn effective(
+        &self,
+        gw: &Gateway,
+        var: &str,
+        from_config: &Option<String>,
+        default: &str,
+    ) -> String {
         if let Some(v) = gw.env.get(var) {
             return v.clone();
         }
@@ -480,7 +628,10 @@ impl Checker {
 
     fn check_env_name(&mut self, file: &str, what: &str, name: &str) {
         if ENV_PREFIXES.iter().any(|p| name.starts_with(p)) && !KNOWN_VARIABLES.contains(&name) {
-            self.problem(file, format!("{what}: environment variable {name} is not one that om-gateway reads"));
+            self.problem(
+                file,
+                format!("{what}: environment variable {name} is not one that om-gateway reads"),
+            );
         }
     }
 
@@ -491,15 +642,31 @@ impl Checker {
         for name in gw.env.keys() {
             self.check_env_name(file, what, name);
         }
-        let listen = self.effective(gw, "OM_GATEWAY_LISTEN", &self.config.listen.clone(), DEFAULT_LISTEN);
-        let admin_listen = self.effective(gw, "OM_GATEWAY_ADMIN_LISTEN", &self.config.admin_listen.clone(), DEFAULT_ADMIN_LISTEN);
+        let listen = self.effective(
+            gw,
+            "OM_GATEWAY_LISTEN",
+            &self.config.listen.clone(),
+            DEFAULT_LISTEN,
+        );
+        let admin_listen = self.effective(
+            gw,
+            "OM_GATEWAY_ADMIN_LISTEN",
+            &self.config.admin_listen.clone(),
+            DEFAULT_ADMIN_LISTEN,
+        );
         let proxy = port_of(&listen);
         let admin = port_of(&admin_listen);
         if proxy.is_none() {
-            self.problem(file, format!("{what}: listen address '{listen}' has no port"));
+            self.problem(
+                file,
+                format!("{what}: listen address '{listen}' has no port"),
+            );
         }
         if admin.is_none() {
-            self.problem(file, format!("{what}: admin listen address '{admin_listen}' has no port"));
+            self.problem(
+                file,
+                format!("{what}: admin listen address '{admin_listen}' has no port"),
+            );
         }
         if !gw.sidecar {
             for var in ["OM_GATEWAY_UPSTREAM_URL", "AUTHENTICATION_PUBLIC_KEYS"] {
@@ -522,11 +689,21 @@ impl Checker {
         (proxy, admin)
     }
 
-    fn check_kube_container(&mut self, gw: &Gateway, c: &Map<String, Value>, proxy: Option<u16>, admin: Option<u16>, admin_listen: &str) {
+    fn check_kube_container(
+        &mut self,
+        gw: &Gateway,
+        c: &Map<String, Value>,
+        proxy: Option<u16>,
+        admin: Option<u16>,
+        admin_listen: &str,
+    ) {
         let file = gw.file.as_str();
         let what = gw.what.as_str();
         let ports = container_ports(c);
-        let by_name: BTreeMap<String, u16> = ports.iter().filter_map(|(n, p)| Some((n.clone()?, *p))).collect();
+        let by_name: BTreeMap<String, u16> = ports
+            .iter()
+            .filter_map(|(n, p)| Some((n.clone()?, *p)))
+            .collect();
         for (_, p) in &ports {
             if Some(*p) != proxy && Some(*p) != admin {
                 self.problem(file, format!("{what}: containerPort {p} is neither the proxy port {} nor the admin port {}", fmt_port(proxy), fmt_port(admin)));
@@ -534,14 +711,20 @@ impl Checker {
         }
         if let Some(p) = proxy {
             if !ports.iter().any(|(_, q)| *q == p) {
-                self.problem(file, format!("{what}: the proxy port {p} is not declared in ports"));
+                self.problem(
+                    file,
+                    format!("{what}: the proxy port {p} is not declared in ports"),
+                );
             }
         }
         let mut has_http_probe = false;
         for probe_kind in ["livenessProbe", "readinessProbe", "startupProbe"] {
             let Some(probe) = c.get(probe_kind) else {
                 if gw.kube && probe_kind == "readinessProbe" {
-                    self.problem(file, format!("{what}: no readinessProbe (/readyz tells when keys are loaded)"));
+                    self.problem(
+                        file,
+                        format!("{what}: no readinessProbe (/readyz tells when keys are loaded)"),
+                    );
                 }
                 continue;
             };
@@ -549,7 +732,13 @@ impl Checker {
                 has_http_probe = true;
                 let path = http.get("path").and_then(Value::as_str).unwrap_or("/");
                 if !PROBE_PATHS.contains(&path) {
-                    self.problem(file, format!("{what}: {probe_kind} path {path} is not one of {}", PROBE_PATHS.join(", ")));
+                    self.problem(
+                        file,
+                        format!(
+                            "{what}: {probe_kind} path {path} is not one of {}",
+                            PROBE_PATHS.join(", ")
+                        ),
+                    );
                 } else if probe_kind == "livenessProbe" && path != "/healthz" {
                     self.problem(file, format!("{what}: livenessProbe must use /healthz, not {path} (a key source outage would restart the pods)"));
                 }
@@ -561,13 +750,28 @@ impl Checker {
                 if port.is_none() || port != admin {
                     self.problem(
                         file,
-                        format!("{what}: {probe_kind} port {} is not the admin port {}", http.get("port").map(scalar_text).unwrap_or_default(), fmt_port(admin)),
+                        format!(
+                            "{what}: {probe_kind} port {} is not the admin port {}",
+                            http.get("port").map(scalar_text).unwrap_or_default(),
+                            fmt_port(admin)
+                        ),
                     );
                 }
             } else if let Some(exec) = probe.get("exec") {
-                let words: Vec<String> = exec.get("command").and_then(Value::as_array).into_iter().flatten().map(scalar_text).collect();
-                if !(words.first().is_some_and(|w| w.ends_with("om-gateway")) && words.iter().any(|w| w == "healthcheck")) {
-                    self.problem(file, format!("{what}: {probe_kind} exec must run `om-gateway healthcheck`"));
+                let words: Vec<String> = exec
+                    .get("command")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(scalar_text)
+                    .collect();
+                if !(words.first().is_some_and(|w| w.ends_with("om-gateway"))
+                    && words.iter().any(|w| w == "healthcheck"))
+                {
+                    self.problem(
+                        file,
+                        format!("{what}: {probe_kind} exec must run `om-gateway healthcheck`"),
+                    );
                 }
             } else if let Some(tcp) = probe.get("tcpSocket") {
                 let port = match tcp.get("port") {
@@ -576,10 +780,16 @@ impl Checker {
                     _ => None,
                 };
                 if port.is_none() || (port != proxy && port != admin) {
-                    self.problem(file, format!("{what}: {probe_kind} tcpSocket port is not a gateway port"));
+                    self.problem(
+                        file,
+                        format!("{what}: {probe_kind} tcpSocket port is not a gateway port"),
+                    );
                 }
             } else {
-                self.problem(file, format!("{what}: {probe_kind} has no httpGet, exec or tcpSocket"));
+                self.problem(
+                    file,
+                    format!("{what}: {probe_kind} has no httpGet, exec or tcpSocket"),
+                );
             }
         }
         if has_http_probe && is_loopback(admin_listen) {
@@ -590,10 +800,21 @@ impl Checker {
         }
     }
 
-    fn check_compose_service(&mut self, gw: &Gateway, svc: &Map<String, Value>, proxy: Option<u16>, admin: Option<u16>) {
+    fn check_compose_service(
+        &mut self,
+        gw: &Gateway,
+        svc: &Map<String, Value>,
+        proxy: Option<u16>,
+        admin: Option<u16>,
+    ) {
         let file = gw.file.as_str();
         let what = gw.what.as_str();
-        for p in svc.get("ports").and_then(Value::as_array).into_iter().flatten() {
+        for p in svc
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let target = compose_container_port(p);
             if target.is_none() || (target != proxy && target != admin) {
                 self.problem(
@@ -602,20 +823,41 @@ impl Checker {
                 );
             }
         }
-        for p in svc.get("expose").and_then(Value::as_array).into_iter().flatten() {
-            let port = scalar_text(p).split('/').next().unwrap_or("").parse::<u16>().ok();
+        for p in svc
+            .get("expose")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let port = scalar_text(p)
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .parse::<u16>()
+                .ok();
             if port.is_none() || (port != proxy && port != admin) {
-                self.problem(file, format!("{what}: exposed port {} is not a gateway port", scalar_text(p)));
+                self.problem(
+                    file,
+                    format!(
+                        "{what}: exposed port {} is not a gateway port",
+                        scalar_text(p)
+                    ),
+                );
             }
         }
         if let Some(hc) = svc.get("healthcheck") {
             let disabled = hc.get("disable").and_then(Value::as_bool).unwrap_or(false);
             let words = match hc.get("test") {
-                Some(Value::Array(a)) => a.iter().map(scalar_text).filter(|w| w != "CMD" && w != "CMD-SHELL").collect::<Vec<_>>(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(scalar_text)
+                    .filter(|w| w != "CMD" && w != "CMD-SHELL")
+                    .collect::<Vec<_>>(),
                 Some(Value::String(s)) => command_words(s),
                 _ => Vec::new(),
             };
-            let ok = words.first().is_some_and(|w| w.ends_with("om-gateway")) && words.get(1).is_some_and(|w| w == "healthcheck");
+            let ok = words.first().is_some_and(|w| w.ends_with("om-gateway"))
+                && words.get(1).is_some_and(|w| w == "healthcheck");
             if !disabled && !ok {
                 self.problem(file, format!("{what}: healthcheck must run `om-gateway healthcheck` (the image has no shell or curl)"));
             }
@@ -625,7 +867,12 @@ impl Checker {
     // --------------------------------------------------------------- Services
 
     /// Checks the Services in front of the gateway; returns name → [(port, target port)].
-    fn check_services(&mut self, port_names: &BTreeMap<String, u16>, gateway_ports: &BTreeSet<u16>, proxy_ports: &BTreeSet<u16>) -> BTreeMap<String, Vec<(u16, u16)>> {
+    fn check_services(
+        &mut self,
+        port_names: &BTreeMap<String, u16>,
+        gateway_ports: &BTreeSet<u16>,
+        proxy_ports: &BTreeSet<u16>,
+    ) -> BTreeMap<String, Vec<(u16, u16)>> {
         // Service patches applied by a kustomization that also adds a gateway container
         // (the sidecar mode) front the gateway whatever their names.
         let patched_services = self.services_patched_next_to_gateway();
@@ -638,9 +885,19 @@ impl Checker {
             .collect();
         for (file, svc) in services {
             let name = name_of(&svc).unwrap_or("?").to_string();
-            let ports: Vec<Value> = svc.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
-            let targets_gateway_name = ports.iter().any(|p| p.get("targetPort").and_then(Value::as_str).is_some_and(|t| port_names.contains_key(t)));
-            let fronts = name.starts_with("om-gateway") || targets_gateway_name || patched_services.contains(&file);
+            let ports: Vec<Value> = svc
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let targets_gateway_name = ports.iter().any(|p| {
+                p.get("targetPort")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| port_names.contains_key(t))
+            });
+            let fronts = name.starts_with("om-gateway")
+                || targets_gateway_name
+                || patched_services.contains(&file);
             if !fronts {
                 continue;
             }
@@ -649,7 +906,11 @@ impl Checker {
                 if p.get("$patch").and_then(Value::as_str) == Some("delete") {
                     continue;
                 }
-                let Some(port) = p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()) else {
+                let Some(port) = p
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u16::try_from(n).ok())
+                else {
                     self.problem(&file, format!("Service {name}: a port without a number"));
                     continue;
                 };
@@ -664,7 +925,12 @@ impl Checker {
                         }
                     },
                     Some(other) => {
-                        self.problem(&file, format!("Service {name}: targetPort {other} is neither a number nor a name"));
+                        self.problem(
+                            &file,
+                            format!(
+                                "Service {name}: targetPort {other} is neither a number nor a name"
+                            ),
+                        );
                         continue;
                     }
                 };
@@ -672,12 +938,22 @@ impl Checker {
                     Some(t) if gateway_ports.contains(&t) => resolved.push((port, t)),
                     _ => self.problem(
                         &file,
-                        format!("Service {name}: port {port} targets {}, not a gateway port ({})", p.get("targetPort").map(scalar_text).unwrap_or_default(), join_ports(gateway_ports)),
+                        format!(
+                            "Service {name}: port {port} targets {}, not a gateway port ({})",
+                            p.get("targetPort").map(scalar_text).unwrap_or_default(),
+                            join_ports(gateway_ports)
+                        ),
                     ),
                 }
             }
             if !resolved.iter().any(|(_, t)| proxy_ports.contains(t)) {
-                self.problem(&file, format!("Service {name}: no port leads to the gateway's proxy port ({})", join_ports(proxy_ports)));
+                self.problem(
+                    &file,
+                    format!(
+                        "Service {name}: no port leads to the gateway's proxy port ({})",
+                        join_ports(proxy_ports)
+                    ),
+                );
             }
             out.insert(name, resolved);
         }
@@ -701,7 +977,14 @@ impl Checker {
                 .into_iter()
                 .flatten()
                 .filter_map(|p| p.get("path").and_then(Value::as_str))
-                .chain(doc.value.get("patchesStrategicMerge").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str))
+                .chain(
+                    doc.value
+                        .get("patchesStrategicMerge")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str),
+                )
                 .map(|p| format!("{dir}{}", p.trim_start_matches("./")))
                 .collect();
             let adds_gateway = self.docs.iter().any(|d| {
@@ -722,7 +1005,11 @@ impl Checker {
         out
     }
 
-    fn check_network_policies(&mut self, port_names: &BTreeMap<String, u16>, gateway_ports: &BTreeSet<u16>) {
+    fn check_network_policies(
+        &mut self,
+        port_names: &BTreeMap<String, u16>,
+        gateway_ports: &BTreeSet<u16>,
+    ) {
         let policies: Vec<(String, Value)> = self
             .docs
             .iter()
@@ -730,13 +1017,24 @@ impl Checker {
             .map(|d| (d.file.clone(), d.value.clone()))
             .collect();
         for (file, np) in policies {
-            let app = np.pointer("/spec/podSelector/matchLabels/app.kubernetes.io~1name").and_then(Value::as_str);
+            let app = np
+                .pointer("/spec/podSelector/matchLabels/app.kubernetes.io~1name")
+                .and_then(Value::as_str);
             if app != Some("openmetadata") {
                 continue;
             }
             let name = name_of(&np).unwrap_or("?").to_string();
-            for rule in np.pointer("/spec/ingress").and_then(Value::as_array).into_iter().flatten() {
-                let ports = rule.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
+            for rule in np
+                .pointer("/spec/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let ports = rule
+                    .get("ports")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 if ports.is_empty() {
                     self.problem(&file, format!("NetworkPolicy {name}: an ingress rule without ports opens OpenMetadata's own ports"));
                 }
@@ -749,7 +1047,11 @@ impl Checker {
                     if !port.is_some_and(|p| gateway_ports.contains(&p)) {
                         self.problem(
                             &file,
-                            format!("NetworkPolicy {name}: admits port {}, not a gateway port ({})", p.get("port").map(scalar_text).unwrap_or_default(), join_ports(gateway_ports)),
+                            format!(
+                                "NetworkPolicy {name}: admits port {}, not a gateway port ({})",
+                                p.get("port").map(scalar_text).unwrap_or_default(),
+                                join_ports(gateway_ports)
+                            ),
                         );
                     }
                 }
@@ -759,16 +1061,31 @@ impl Checker {
 
     // ------------------------------------------------------------ forward auth
 
-    fn check_forward_auth(&mut self, services: &BTreeMap<String, Vec<(u16, u16)>>, proxy_ports: &BTreeSet<u16>) {
-        let forward_path = self.config.forward_auth_path.clone().unwrap_or_else(|| DEFAULT_FORWARD_AUTH_PATH.to_string());
-        let docs: Vec<(String, Value)> = self.docs.iter().map(|d| (d.file.clone(), d.value.clone())).collect();
+    fn check_forward_auth(
+        &mut self,
+        services: &BTreeMap<String, Vec<(u16, u16)>>,
+        proxy_ports: &BTreeSet<u16>,
+    ) {
+        let forward_path = self
+            .config
+            .forward_auth_path
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FORWARD_AUTH_PATH.to_string());
+        let docs: Vec<(String, Value)> = self
+            .docs
+            .iter()
+            .map(|d| (d.file.clone(), d.value.clone()))
+            .collect();
         for (file, value) in &docs {
             // Any mention of the gateway's reserved path must be the forward-auth path.
             let mut strings = Vec::new();
             collect_strings(value, &mut strings);
             for s in strings {
                 if let Some(i) = s.find("/_gateway/") {
-                    let path: String = s[i..].chars().take_while(|c| !c.is_whitespace() && *c != '?' && *c != '"' && *c != ',').collect();
+                    let path: String = s[i..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '?' && *c != '"' && *c != ',')
+                        .collect();
                     if path != forward_path {
                         self.problem(file, format!("forward-auth path {path} is not the gateway's forwardAuth.path {forward_path}"));
                     }
@@ -777,26 +1094,78 @@ impl Checker {
             let kind = kind_of(value).unwrap_or("");
             let name = name_of(value).unwrap_or("?").to_string();
             if kind == "Ingress" {
-                let ann = value.pointer("/metadata/annotations").and_then(Value::as_object).cloned().unwrap_or_default();
-                if let Some(url) = ann.get("nginx.ingress.kubernetes.io/auth-url").and_then(Value::as_str) {
-                    self.check_auth_url(file, &format!("Ingress {name} auth-url"), url, &forward_path, services, proxy_ports);
+                let ann = value
+                    .pointer("/metadata/annotations")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(url) = ann
+                    .get("nginx.ingress.kubernetes.io/auth-url")
+                    .and_then(Value::as_str)
+                {
+                    self.check_auth_url(
+                        file,
+                        &format!("Ingress {name} auth-url"),
+                        url,
+                        &forward_path,
+                        services,
+                        proxy_ports,
+                    );
+                    // ingress-nginx adds X-Original-URI to the subrequest only when auth-method is set.
+                    let method = ann
+                        .get("nginx.ingress.kubernetes.io/auth-method")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if !method.eq_ignore_ascii_case("GET") && !method.eq_ignore_ascii_case("HEAD") {
+                        self.problem(
+                            file,
+                            format!("Ingress {name}: auth-url needs nginx.ingress.kubernetes.io/auth-method: GET, or ingress-nginx sends no X-Original-URI"),
+                        );
+                    }
                 }
-                if let Some(h) = ann.get("nginx.ingress.kubernetes.io/auth-response-headers").and_then(Value::as_str) {
+                if let Some(h) = ann
+                    .get("nginx.ingress.kubernetes.io/auth-response-headers")
+                    .and_then(Value::as_str)
+                {
                     let headers: Vec<String> = h.split(',').map(|s| s.trim().to_string()).collect();
-                    self.check_identity_headers(file, &format!("Ingress {name} auth-response-headers"), &headers);
+                    self.check_identity_headers(
+                        file,
+                        &format!("Ingress {name} auth-response-headers"),
+                        &headers,
+                    );
                 }
             }
             if kind == "Middleware" {
                 if let Some(fa) = value.pointer("/spec/forwardAuth") {
                     match fa.get("address").and_then(Value::as_str) {
-                        Some(url) => self.check_auth_url(file, &format!("Middleware {name} forwardAuth.address"), url, &forward_path, services, proxy_ports),
-                        None => self.problem(file, format!("Middleware {name}: forwardAuth without address")),
+                        Some(url) => self.check_auth_url(
+                            file,
+                            &format!("Middleware {name} forwardAuth.address"),
+                            url,
+                            &forward_path,
+                            services,
+                            proxy_ports,
+                        ),
+                        None => self.problem(
+                            file,
+                            format!("Middleware {name}: forwardAuth without address"),
+                        ),
                     }
                     if fa.get("trustForwardHeader").and_then(Value::as_bool) == Some(true) {
                         self.problem(file, format!("Middleware {name}: trustForwardHeader lets clients choose the X-Forwarded-Uri the gateway judges"));
                     }
-                    let headers: Vec<String> = fa.get("authResponseHeaders").and_then(Value::as_array).into_iter().flatten().map(scalar_text).collect();
-                    self.check_identity_headers(file, &format!("Middleware {name} authResponseHeaders"), &headers);
+                    let headers: Vec<String> = fa
+                        .get("authResponseHeaders")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(scalar_text)
+                        .collect();
+                    self.check_identity_headers(
+                        file,
+                        &format!("Middleware {name} authResponseHeaders"),
+                        &headers,
+                    );
                 }
             }
             if kind == "SecurityPolicy" {
@@ -812,23 +1181,59 @@ impl Checker {
                         .or_else(|| http.get("backendRef").map(|r| vec![r.clone()]))
                         .unwrap_or_default();
                     if refs.is_empty() {
-                        self.problem(file, format!("SecurityPolicy {name}: extAuth.http has no backendRefs"));
+                        self.problem(
+                            file,
+                            format!("SecurityPolicy {name}: extAuth.http has no backendRefs"),
+                        );
                     }
                     for r in refs {
                         let svc = r.get("name").and_then(Value::as_str).unwrap_or("?");
-                        let port = r.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
-                        self.check_service_port(file, &format!("SecurityPolicy {name} backendRef"), svc, port, services, proxy_ports);
+                        let port = r
+                            .get("port")
+                            .and_then(Value::as_u64)
+                            .and_then(|n| u16::try_from(n).ok());
+                        self.check_service_port(
+                            file,
+                            &format!("SecurityPolicy {name} backendRef"),
+                            svc,
+                            port,
+                            services,
+                            proxy_ports,
+                        );
                     }
-                    let headers: Vec<String> = http.get("headersToBackend").and_then(Value::as_array).into_iter().flatten().map(scalar_text).collect();
-                    self.check_identity_headers(file, &format!("SecurityPolicy {name} headersToBackend"), &headers);
+                    let headers: Vec<String> = http
+                        .get("headersToBackend")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(scalar_text)
+                        .collect();
+                    self.check_identity_headers(
+                        file,
+                        &format!("SecurityPolicy {name} headersToBackend"),
+                        &headers,
+                    );
                 } else if value.pointer("/spec/extAuth").is_some() {
-                    self.problem(file, format!("SecurityPolicy {name}: om-gateway answers HTTP ext_authz, not gRPC"));
+                    self.problem(
+                        file,
+                        format!(
+                            "SecurityPolicy {name}: om-gateway answers HTTP ext_authz, not gRPC"
+                        ),
+                    );
                 }
             }
         }
     }
 
-    fn check_auth_url(&mut self, file: &str, what: &str, url: &str, forward_path: &str, services: &BTreeMap<String, Vec<(u16, u16)>>, proxy_ports: &BTreeSet<u16>) {
+    fn check_auth_url(
+        &mut self,
+        file: &str,
+        what: &str,
+        url: &str,
+        forward_path: &str,
+        services: &BTreeMap<String, Vec<(u16, u16)>>,
+        proxy_ports: &BTreeSet<u16>,
+    ) {
         let Some((scheme, rest)) = url.split_once("://") else {
             self.problem(file, format!("{what}: '{url}' is not an http URL"));
             return;
@@ -839,7 +1244,10 @@ impl Checker {
         };
         let path = path.split('?').next().unwrap_or("");
         if path != forward_path {
-            self.problem(file, format!("{what}: path {path} is not the gateway's forwardAuth.path {forward_path}"));
+            self.problem(
+                file,
+                format!("{what}: path {path} is not the gateway's forwardAuth.path {forward_path}"),
+            );
         }
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) => (h, p.parse::<u16>().ok()),
@@ -849,11 +1257,24 @@ impl Checker {
         self.check_service_port(file, what, svc, port, services, proxy_ports);
     }
 
-    fn check_service_port(&mut self, file: &str, what: &str, svc: &str, port: Option<u16>, services: &BTreeMap<String, Vec<(u16, u16)>>, proxy_ports: &BTreeSet<u16>) {
+    fn check_service_port(
+        &mut self,
+        file: &str,
+        what: &str,
+        svc: &str,
+        port: Option<u16>,
+        services: &BTreeMap<String, Vec<(u16, u16)>>,
+        proxy_ports: &BTreeSet<u16>,
+    ) {
         match services.get(svc) {
-            None => self.problem(file, format!("{what}: Service '{svc}' is not a Service of om-gateway under this tree")),
+            None => self.problem(
+                file,
+                format!("{what}: Service '{svc}' is not a Service of om-gateway under this tree"),
+            ),
             Some(ports) => {
-                let ok = ports.iter().any(|(p, t)| Some(*p) == port && proxy_ports.contains(t));
+                let ok = ports
+                    .iter()
+                    .any(|(p, t)| Some(*p) == port && proxy_ports.contains(t));
                 if !ok {
                     self.problem(file, format!("{what}: port {} of Service '{svc}' does not lead to the gateway's proxy port ({})", fmt_port(port), join_ports(proxy_ports)));
                 }
@@ -864,7 +1285,13 @@ impl Checker {
     fn check_identity_headers(&mut self, file: &str, what: &str, headers: &[String]) {
         for h in headers {
             if !IDENTITY_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
-                self.problem(file, format!("{what}: {h} is not an identity header the gateway sets ({})", IDENTITY_HEADERS.join(", ")));
+                self.problem(
+                    file,
+                    format!(
+                        "{what}: {h} is not an identity header the gateway sets ({})",
+                        IDENTITY_HEADERS.join(", ")
+                    ),
+                );
             }
         }
     }
@@ -872,7 +1299,11 @@ impl Checker {
     // ----------------------------------------------------------------- metrics
 
     fn check_metrics(&mut self) {
-        let docs: Vec<(String, Value)> = self.docs.iter().map(|d| (d.file.clone(), d.value.clone())).collect();
+        let docs: Vec<(String, Value)> = self
+            .docs
+            .iter()
+            .map(|d| (d.file.clone(), d.value.clone()))
+            .collect();
         for (file, value) in &docs {
             if value.get("panels").is_some() {
                 // A Grafana dashboard: every query, and the templating queries.
@@ -881,13 +1312,25 @@ impl Checker {
                 for e in exprs {
                     self.check_promql(file, &e);
                 }
-                for var in value.pointer("/templating/list").and_then(Value::as_array).into_iter().flatten() {
+                for var in value
+                    .pointer("/templating/list")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let q = match var.get("query") {
                         Some(Value::String(s)) => s.clone(),
-                        Some(Value::Object(o)) => o.get("query").and_then(Value::as_str).unwrap_or("").to_string(),
+                        Some(Value::Object(o)) => o
+                            .get("query")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                         _ => String::new(),
                     };
-                    if let Some(inner) = q.strip_prefix("label_values(").and_then(|s| s.strip_suffix(')')) {
+                    if let Some(inner) = q
+                        .strip_prefix("label_values(")
+                        .and_then(|s| s.strip_suffix(')'))
+                    {
                         if let Some((selector, _label)) = inner.rsplit_once(',') {
                             self.check_promql(file, selector);
                         }
@@ -899,11 +1342,22 @@ impl Checker {
                 let mut alert_names = BTreeSet::new();
                 let mut n = 0;
                 for g in groups {
-                    for r in g.get("rules").and_then(Value::as_array).into_iter().flatten() {
+                    for r in g
+                        .get("rules")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         n += 1;
                         match r.get("expr").map(scalar_text) {
                             Some(e) if !e.trim().is_empty() => self.check_promql(file, &e),
-                            _ => self.problem(file, format!("rule {} has no expr", r.get("alert").map(scalar_text).unwrap_or_default())),
+                            _ => self.problem(
+                                file,
+                                format!(
+                                    "rule {} has no expr",
+                                    r.get("alert").map(scalar_text).unwrap_or_default()
+                                ),
+                            ),
                         }
                         if let Some(a) = r.get("alert").and_then(Value::as_str) {
                             if !alert_names.insert(a.to_string()) {
@@ -916,7 +1370,10 @@ impl Checker {
                     self.problem(file, "a rule file with no rules".to_string());
                 }
             }
-            if let (Some(tests), Some(rule_files)) = (value.get("tests").and_then(Value::as_array), value.get("rule_files").and_then(Value::as_array)) {
+            if let (Some(tests), Some(rule_files)) = (
+                value.get("tests").and_then(Value::as_array),
+                value.get("rule_files").and_then(Value::as_array),
+            ) {
                 // promtool rule unit tests: their input series and the rule files they load.
                 let dir = match file.rfind('/') {
                     Some(i) => &file[..i + 1],
@@ -929,7 +1386,12 @@ impl Checker {
                     }
                 }
                 for t in tests {
-                    for s in t.get("input_series").and_then(Value::as_array).into_iter().flatten() {
+                    for s in t
+                        .get("input_series")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Some(series) = s.get("series").and_then(Value::as_str) {
                             self.check_promql(file, series);
                         }
@@ -942,7 +1404,10 @@ impl Checker {
     fn check_promql(&mut self, file: &str, expr: &str) {
         for (metric, labels) in promql_selectors(expr) {
             if !metric.starts_with("om_gateway_") {
-                self.problem(file, format!("metric {metric} is not an om-gateway metric (prefix om_gateway_)"));
+                self.problem(
+                    file,
+                    format!("metric {metric} is not an om-gateway metric (prefix om_gateway_)"),
+                );
                 continue;
             }
             let mut allowed: Vec<&str> = TARGET_LABELS.to_vec();
@@ -950,16 +1415,25 @@ impl Checker {
             for (name, kind, metric_labels) in CONTRACT_METRICS {
                 if metric == *name {
                     if *kind == Kind::Histogram {
-                        self.problem(file, format!("histogram {metric} is queried without _bucket, _sum or _count"));
+                        self.problem(
+                            file,
+                            format!(
+                                "histogram {metric} is queried without _bucket, _sum or _count"
+                            ),
+                        );
                     }
                     known = true;
-                } else if *kind == Kind::Histogram && [("_bucket", true), ("_sum", false), ("_count", false)].iter().any(|(suffix, bucket)| {
-                    let hit = metric == format!("{name}{suffix}");
-                    if hit && *bucket {
-                        allowed.push("le");
-                    }
-                    hit
-                }) {
+                } else if *kind == Kind::Histogram
+                    && [("_bucket", true), ("_sum", false), ("_count", false)]
+                        .iter()
+                        .any(|(suffix, bucket)| {
+                            let hit = metric == format!("{name}{suffix}");
+                            if hit && *bucket {
+                                allowed.push("le");
+                            }
+                            hit
+                        })
+                {
                     known = true;
                 } else {
                     continue;
@@ -968,7 +1442,10 @@ impl Checker {
                 break;
             }
             if !known {
-                self.problem(file, format!("metric {metric} is not in the gateway's contract"));
+                self.problem(
+                    file,
+                    format!("metric {metric} is not in the gateway's contract"),
+                );
                 continue;
             }
             for label in labels {
@@ -997,12 +1474,24 @@ fn name_of(v: &Value) -> Option<&str> {
 
 fn is_gateway_config(v: &Value) -> bool {
     let Some(o) = v.as_object() else { return false };
-    let foreign = ["apiVersion", "kind", "services", "groups", "panels", "sidecars", "scrape_configs", "tests", "resources"];
-    !foreign.iter().any(|k| o.contains_key(*k)) && (o.contains_key("server") || o.contains_key("upstream") || o.contains_key("forwardAuth"))
+    let foreign = [
+        "apiVersion",
+        "kind",
+        "services",
+        "groups",
+        "panels",
+        "sidecars",
+        "scrape_configs",
+        "tests",
+        "resources",
+    ];
+    !foreign.iter().any(|k| o.contains_key(*k))
+        && (o.contains_key("server") || o.contains_key("upstream") || o.contains_key("forwardAuth"))
 }
 
 fn is_gateway_image(v: Option<&Value>) -> bool {
-    v.and_then(Value::as_str).is_some_and(|i| i.contains("om-gateway"))
+    v.and_then(Value::as_str)
+        .is_some_and(|i| i.contains("om-gateway"))
 }
 
 /// Finds the om-gateway containers in a Kubernetes object, a patch, or Helm values
@@ -1011,15 +1500,25 @@ fn find_containers(v: &Value, owner: Option<&str>, out: &mut Vec<(Map<String, Va
     match v {
         Value::Object(o) => {
             let lists = ["containers", "initContainers", "sidecars"];
-            let siblings: Vec<&Value> = lists.iter().filter_map(|k| o.get(*k)).filter_map(Value::as_array).flatten().collect();
+            let siblings: Vec<&Value> = lists
+                .iter()
+                .filter_map(|k| o.get(*k))
+                .filter_map(Value::as_array)
+                .flatten()
+                .collect();
             let next_to_openmetadata = siblings.iter().any(|c| {
-                c.get("image").and_then(Value::as_str).is_some_and(|i| i.contains("openmetadata/server")) || c.get("name").and_then(Value::as_str) == Some("openmetadata")
+                c.get("image")
+                    .and_then(Value::as_str)
+                    .is_some_and(|i| i.contains("openmetadata/server"))
+                    || c.get("name").and_then(Value::as_str) == Some("openmetadata")
             });
             for key in lists {
                 for c in o.get(key).and_then(Value::as_array).into_iter().flatten() {
                     if let Some(c) = c.as_object() {
                         if is_gateway_image(c.get("image")) {
-                            let sidecar = next_to_openmetadata || owner == Some("openmetadata") || key == "sidecars";
+                            let sidecar = next_to_openmetadata
+                                || owner == Some("openmetadata")
+                                || key == "sidecars";
                             out.push((c.clone(), sidecar));
                         }
                     }
@@ -1046,8 +1545,14 @@ fn container_ports(c: &Map<String, Value>) -> Vec<(Option<String>, u16)> {
         .into_iter()
         .flatten()
         .filter_map(|p| {
-            let port = p.get("containerPort")?.as_u64().and_then(|n| u16::try_from(n).ok())?;
-            Some((p.get("name").and_then(Value::as_str).map(str::to_string), port))
+            let port = p
+                .get("containerPort")?
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())?;
+            Some((
+                p.get("name").and_then(Value::as_str).map(str::to_string),
+                port,
+            ))
         })
         .collect()
 }
@@ -1058,7 +1563,10 @@ fn compose_services(v: &Value) -> Option<&Map<String, Value>> {
         return None;
     }
     let services = o.get("services")?.as_object()?;
-    services.values().any(|s| s.get("image").is_some() || s.get("build").is_some()).then_some(services)
+    services
+        .values()
+        .any(|s| s.get("image").is_some() || s.get("build").is_some())
+        .then_some(services)
 }
 
 fn is_gateway_compose_service(svc: &Map<String, Value>) -> bool {
@@ -1113,7 +1621,10 @@ fn interpolate(s: &str) -> String {
 /// The container side of a compose `ports` entry.
 fn compose_container_port(p: &Value) -> Option<u16> {
     match p {
-        Value::Object(o) => o.get("target").map(scalar_text).and_then(|t| t.parse().ok()),
+        Value::Object(o) => o
+            .get("target")
+            .map(scalar_text)
+            .and_then(|t| t.parse().ok()),
         other => {
             let s = scalar_text(other);
             let s = s.split('/').next().unwrap_or("");
@@ -1139,7 +1650,8 @@ fn value_text(v: Option<&Value>) -> String {
 }
 
 fn port_of(addr: &str) -> Option<u16> {
-    addr.rsplit_once(':').and_then(|(_, p)| p.trim().parse().ok())
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.trim().parse().ok())
 }
 
 fn is_loopback(addr: &str) -> bool {
@@ -1153,7 +1665,11 @@ fn fmt_port(p: Option<u16>) -> String {
 }
 
 fn join_ports(ports: &BTreeSet<u16>) -> String {
-    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn collect_strings(v: &Value, out: &mut Vec<String>) {
@@ -1335,7 +1851,13 @@ fn promql_selectors(expr: &str) -> Vec<(String, Vec<String>)> {
             let inner: String = bytes[i + 1..end.min(bytes.len())].iter().collect();
             let labels: Vec<String> = inner
                 .split(',')
-                .map(|m| m.split(['=', '!', '~']).next().unwrap_or("").trim().to_string())
+                .map(|m| {
+                    m.split(['=', '!', '~'])
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                })
                 .filter(|l| !l.is_empty())
                 .collect();
             if let Some(m) = last_metric.take() {
@@ -1356,8 +1878,11 @@ fn promql_selectors(expr: &str) -> Vec<(String, Vec<String>)> {
             last_metric = None;
             continue;
         }
-        if c.is_ascii_digit() || (c == '.' && i + 1 < bytes.len() && bytes[i + 1].is_ascii_digit()) {
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '.' || bytes[i] == '_') {
+        if c.is_ascii_digit() || (c == '.' && i + 1 < bytes.len() && bytes[i + 1].is_ascii_digit())
+        {
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '.' || bytes[i] == '_')
+            {
                 i += 1;
             }
             last_metric = None;
@@ -1365,13 +1890,22 @@ fn promql_selectors(expr: &str) -> Vec<(String, Vec<String>)> {
         }
         if c.is_ascii_alphabetic() || c == '_' || c == ':' {
             let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '_' || bytes[i] == ':') {
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '_' || bytes[i] == ':')
+            {
                 i += 1;
             }
             let word: String = bytes[start..i].iter().collect();
             let next = skip_ws(i);
             let followed_by_paren = next < bytes.len() && bytes[next] == '(';
-            let grouping = ["by", "without", "on", "ignoring", "group_left", "group_right"];
+            let grouping = [
+                "by",
+                "without",
+                "on",
+                "ignoring",
+                "group_left",
+                "group_right",
+            ];
             if grouping.contains(&word.as_str()) {
                 if followed_by_paren {
                     i = matching(next, '(', ')') + 1;
@@ -1381,8 +1915,29 @@ fn promql_selectors(expr: &str) -> Vec<(String, Vec<String>)> {
             }
             // Operators, and aggregations, which may be followed by `by (...)` rather than `(`.
             let keywords = [
-                "and", "or", "unless", "bool", "offset", "inf", "nan", "Inf", "NaN", "sum", "min", "max", "avg", "group", "stddev", "stdvar",
-                "count", "count_values", "bottomk", "topk", "quantile", "limitk", "limit_ratio",
+                "and",
+                "or",
+                "unless",
+                "bool",
+                "offset",
+                "inf",
+                "nan",
+                "Inf",
+                "NaN",
+                "sum",
+                "min",
+                "max",
+                "avg",
+                "group",
+                "stddev",
+                "stdvar",
+                "count",
+                "count_values",
+                "bottomk",
+                "topk",
+                "quantile",
+                "limitk",
+                "limit_ratio",
             ];
             if followed_by_paren || keywords.contains(&word.as_str()) {
                 last_metric = None;
@@ -1422,13 +1977,18 @@ fn copy_tree(from: &Path, to: &Path) {
 fn break_file(root: &Path, rel: &str, from: &str, to: &str) {
     let path = root.join(rel);
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {rel}: {e}"));
-    assert!(text.contains(from), "{rel} no longer contains {from:?}; update this test");
+    assert!(
+        text.contains(from),
+        "{rel} no longer contains {from:?}; update this test"
+    );
     fs::write(&path, text.replacen(from, to, 1)).expect("write broken file");
 }
 
 fn assert_named(problems: &[String], file: &str, needle: &str) {
     assert!(
-        problems.iter().any(|p| p.starts_with(file) && p.contains(needle)),
+        problems
+            .iter()
+            .any(|p| p.starts_with(file) && p.contains(needle)),
         "expected a problem in {file} naming {needle:?}; got:\n{}",
         problems.join("\n")
     );
@@ -1437,7 +1997,11 @@ fn assert_named(problems: &[String], file: &str, needle: &str) {
 #[test]
 fn deploy_tree_agrees_with_the_gateway_contract() {
     let problems = check_deploy_tree(&deploy_dir());
-    assert!(problems.is_empty(), "deploy/ disagrees with the gateway:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "deploy/ disagrees with the gateway:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -1445,7 +2009,10 @@ fn deploy_check_names_each_deliberate_break() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("deploy");
     copy_tree(&deploy_dir(), &root);
-    assert!(check_deploy_tree(&root).is_empty(), "the copy should start clean");
+    assert!(
+        check_deploy_tree(&root).is_empty(),
+        "the copy should start clean"
+    );
 
     let ext_auth = "kubernetes/overlays/ext-auth/deployment.yaml";
     let compose = "compose/docker-compose.yml";
@@ -1455,12 +2022,32 @@ fn deploy_check_names_each_deliberate_break() {
     let sidecar_service = "kubernetes/overlays/sidecar/service-patch.yaml";
 
     break_file(&root, ext_auth, "path: /readyz", "path: /status");
-    break_file(&root, ext_auth, "name: OM_GATEWAY_LISTEN\n", "name: OM_GATEWAY_LISTN\n");
+    break_file(
+        &root,
+        ext_auth,
+        "name: OM_GATEWAY_LISTEN\n",
+        "name: OM_GATEWAY_LISTN\n",
+    );
     break_file(&root, compose, "OM_GATEWAY_LISTEN: ", "OM_GATEWAY_LISTN: ");
-    break_file(&root, ingress, ":8080/_gateway/auth", ":8080/_gateway/authz");
-    break_file(&root, alerts, "absent(om_gateway_build_info)", "absent(om_gateway_buildinfo)");
+    break_file(
+        &root,
+        ingress,
+        ":8080/_gateway/auth",
+        ":8080/_gateway/authz",
+    );
+    break_file(
+        &root,
+        alerts,
+        "absent(om_gateway_build_info)",
+        "absent(om_gateway_buildinfo)",
+    );
     break_file(&root, dockerfile, "\"healthcheck\"]", "\"doctor\"]");
-    break_file(&root, sidecar_service, "targetPort: gateway", "targetPort: 8585");
+    break_file(
+        &root,
+        sidecar_service,
+        "targetPort: gateway",
+        "targetPort: 8585",
+    );
 
     let problems = check_deploy_tree(&root);
     assert_named(&problems, ext_auth, "/status");
@@ -1479,6 +2066,13 @@ fn promql_selectors_skip_functions_groupings_and_variables() {
            / on (instance) group_left sum(om_gateway_inflight_requests) > 5 and time() - om_gateway_jwks_keys offset 5m"#,
     );
     let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["om_gateway_request_duration_seconds_bucket", "om_gateway_inflight_requests", "om_gateway_jwks_keys"]);
+    assert_eq!(
+        names,
+        [
+            "om_gateway_request_duration_seconds_bucket",
+            "om_gateway_inflight_requests",
+            "om_gateway_jwks_keys"
+        ]
+    );
     assert_eq!(got[0].1, ["instance", "route"]);
 }
