@@ -75,7 +75,8 @@ pub fn strip_hop_by_hop_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Set the identity headers from a verified principal.
+/// Set all five identity headers from a verified principal (empty when the token lacks the
+/// claim), so that no client-sent copy survives even behind an ingress that merges headers.
 pub fn set_identity_headers(headers: &mut HeaderMap, principal: &Principal) {
     let mut set = |name: &HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
@@ -83,17 +84,19 @@ pub fn set_identity_headers(headers: &mut HeaderMap, principal: &Principal) {
         }
     };
     set(&X_AUTH_REQUEST_USER, &principal.name);
-    if let Some(email) = &principal.email {
-        set(&X_AUTH_REQUEST_EMAIL, email);
-    }
+    set(
+        &X_AUTH_REQUEST_EMAIL,
+        principal.email.as_deref().unwrap_or(""),
+    );
     set(&X_AUTH_REQUEST_ROLES, &principal.roles.join(","));
     set(
         &X_AUTH_REQUEST_IS_BOT,
         if principal.is_bot { "true" } else { "false" },
     );
-    if let Some(token_type) = &principal.token_type {
-        set(&X_AUTH_REQUEST_TOKEN_TYPE, token_type);
-    }
+    set(
+        &X_AUTH_REQUEST_TOKEN_TYPE,
+        principal.token_type.as_deref().unwrap_or(""),
+    );
 }
 
 /// Append the client to `X-Forwarded-For` and set `X-Forwarded-Proto` and `X-Forwarded-Host`.

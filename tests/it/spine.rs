@@ -793,3 +793,46 @@ async fn token_command_mints_what_the_gateway_accepts() {
         Some("IngestionBotRole,DataSteward")
     );
 }
+
+#[tokio::test]
+async fn healthcheck_command_exits_0_only_when_healthz_answers() {
+    let setup = setup().await;
+    let url = setup.gateway.admin_url("/healthz");
+    let ok = tokio::task::spawn_blocking(move || {
+        binary()
+            .args(["healthcheck", "--url", &url])
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok.code(), Some(0));
+    let admin_port = setup.gateway.admin().port().to_string();
+    let from_env = tokio::task::spawn_blocking(move || {
+        binary()
+            .arg("healthcheck")
+            .env("OM_GATEWAY_ADMIN_LISTEN", format!("0.0.0.0:{admin_port}"))
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        from_env.code(),
+        Some(0),
+        "the default URL follows OM_GATEWAY_ADMIN_LISTEN"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = tokio::task::spawn_blocking(move || {
+        binary()
+            .args(["healthcheck", "--url", &format!("http://{closed}/healthz")])
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(down.code(), Some(1));
+}
