@@ -562,6 +562,11 @@ fn parse_public_path(text: &str, key: &str, problems: &mut Problems) -> Option<P
         Some(prefix) => PathMatch::Prefix(prefix.to_string()),
         None => PathMatch::Exact(text.to_string()),
     };
+    if let PathMatch::Prefix(checked) | PathMatch::Exact(checked) = &pattern {
+        if !checked.is_empty() {
+            check_path(checked, key, problems);
+        }
+    }
     Some(PathRule {
         pattern,
         source: text.to_string(),
@@ -653,9 +658,20 @@ fn build_match(
     (path, methods)
 }
 
+/// Requests are matched in normalised form, so a rule path that is not normalised would never
+/// match anything: say so at load instead of letting the rule silently do nothing.
 fn check_path(path: &str, key: &str, problems: &mut Problems) {
     if !path.starts_with('/') {
         problems.add(key, format!("`{path}` must start with `/`"));
+        return;
+    }
+    match crate::policy::normalize_path(path) {
+        Ok(normalised) if normalised == path => {}
+        Ok(normalised) => problems.add(
+            key,
+            format!("`{path}` is not in normalised form; requests are matched as `{normalised}`"),
+        ),
+        Err(error) => problems.add(key, format!("`{path}` can never match a request: {error}")),
     }
 }
 

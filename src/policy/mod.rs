@@ -124,8 +124,15 @@ impl PathMatch {
 }
 
 impl RouteRule {
+    /// Jersey serves `/x` and `/x/` from the same resource method, so a route that names `/x`
+    /// (exactly or by regex) must also catch `/x/`: otherwise one trailing slash dodges it.
     fn matches(&self, method: &http::Method, path: &str) -> bool {
-        self.path.matches(path)
+        let path_matches = self.path.matches(path)
+            || (path.len() > 1
+                && path
+                    .strip_suffix('/')
+                    .is_some_and(|trimmed| self.path.matches(trimmed)));
+        path_matches
             && self
                 .methods
                 .as_ref()
