@@ -5,6 +5,7 @@
 //! that parse the server's errors read the gateway's the same way. Tokens never appear here.
 
 use crate::policy::{Denied, PathError};
+use crate::proxy::feed::FeedError;
 use crate::proxy::ProxyError;
 use crate::verify::AuthError;
 use bytes::Bytes;
@@ -24,6 +25,8 @@ pub enum Rejection {
     BadPath(#[from] PathError),
     #[error("bad forward-auth request: {0}")]
     BadForwardAuth(&'static str),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
     #[error(transparent)]
     Upstream(#[from] ProxyError),
     #[error("request timed out")]
@@ -47,6 +50,7 @@ impl Rejection {
                 StatusCode::GATEWAY_TIMEOUT
             }
             Rejection::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Rejection::Feed(error) => error.status(),
             Rejection::NotFound => StatusCode::NOT_FOUND,
             Rejection::Draining => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -63,6 +67,13 @@ impl Rejection {
             }
             Rejection::BadPath(error) => format!("Bad request: {error}"),
             Rejection::BadForwardAuth(what) => format!("Bad request: {what}"),
+            Rejection::Feed(FeedError::UserMismatch) => FeedError::UserMismatch.to_string(),
+            Rejection::Feed(FeedError::UserIdMissing) => {
+                format!("Bad request: {}", FeedError::UserIdMissing)
+            }
+            Rejection::Feed(error) => {
+                format!("Not Authorized! {}", capitalise_plain(&error.to_string()))
+            }
             Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => {
                 "Gateway timeout: the upstream did not answer in time".into()
             }
@@ -83,6 +94,7 @@ impl Rejection {
             Rejection::ImpersonationForbidden => "impersonation",
             Rejection::BadPath(_) => "bad_path",
             Rejection::BadForwardAuth(_) => "bad_forward_auth",
+            Rejection::Feed(error) => error.reason(),
             Rejection::Upstream(error) => error.reason(),
             Rejection::RequestTimeout => "request_timeout",
             Rejection::NotFound => "not_found",
@@ -111,6 +123,14 @@ fn auth_message(error: &AuthError, principal_domain: &str) -> String {
         }
         AuthError::NoPrincipal => "Not Authorized! Invalid JWT token, none of the principal claims are present".into(),
         AuthError::DomainMismatch => format!("Not Authorized! Email does not match the principal domain {principal_domain}"),
+    }
+}
+
+fn capitalise_plain(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

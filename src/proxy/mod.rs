@@ -1,9 +1,11 @@
-//! Forwarding: the pooled upstream client (`forward`), header rewriting (`headers`), and the
-//! forward-auth endpoint for ingress controllers (`forward_auth`).
+//! Forwarding: the pooled upstream client (`forward`), header rewriting (`headers`), the
+//! forward-auth endpoint for ingress controllers (`forward_auth`), and the activity feed's
+//! cookie binding (`feed`).
 //!
 //! Owns everything that touches the upstream connection. Leaves the allow/deny decision to
 //! `verify` and `policy`, and error bodies to `error`.
 
+pub mod feed;
 pub mod forward;
 pub mod forward_auth;
 pub mod headers;

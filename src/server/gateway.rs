@@ -7,13 +7,16 @@
 //! 5. `proxy::Forwarder::forward` sends the request upstream, bodies streaming.
 //! 6. `error::respond`, or the upstream's response, goes back with the request id.
 //!
-//! Forward-auth requests stop after hop 4 and answer 200 with the identity headers.
+//! Forward-auth requests stop after hop 4 and answer 200 with the identity headers. The activity
+//! feed (`/api/v1/push/feed`), which browsers open without a token, is judged in hops 3 and 4 by
+//! `proxy::feed` instead; a successful `loggedInUser` answer gets the feed cookie in hop 6.
 
 use crate::admin::metrics::{method_label, Metrics};
 use crate::config::Config;
 use crate::error::{respond, Rejection};
 use crate::jwks::KeyStore;
 use crate::policy::{normalize_path, Policy};
+use crate::proxy::feed::{self, FeedSessions};
 use crate::proxy::headers::{
     is_upgrade, set_forwarded_headers, set_identity_headers, strip_hop_by_hop_headers,
     strip_identity_headers, RequestIds, X_IMPERSONATE_USER, X_REQUEST_ID,
@@ -74,6 +77,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     draining: AtomicBool,
     request_ids: RequestIds,
+    /// Lives as long as the process (not a config generation), so reloads keep feed cookies valid.
+    feed_sessions: FeedSessions,
 }
 
 impl Gateway {
@@ -83,6 +88,8 @@ impl Gateway {
             metrics,
             draining: AtomicBool::new(false),
             request_ids: RequestIds::new(),
+            feed_sessions: FeedSessions::new()
+                .expect("the system random number generator works at startup"),
         })
     }
 
@@ -202,11 +209,20 @@ impl Gateway {
             return (response, outcome);
         }
         strip_identity_headers(request.headers_mut());
-        // Hops 3 and 4.
-        let decision = match self
-            .decide(runtime, request.headers(), request.method(), &path)
-            .await
-        {
+        // Hops 3 and 4. The feed has its own credential (see `proxy::feed`) unless made public.
+        let feed_path = feed::is_feed_path(&path);
+        if feed_path {
+            feed::strip_spoofable_headers(request.headers_mut());
+        }
+        let decided = if feed_path && !runtime.policy.is_public(&path) {
+            let query = request.uri().query();
+            self.decide_feed(runtime, request.headers(), request.method(), &path, query)
+                .await
+        } else {
+            self.decide(runtime, request.headers(), request.method(), &path)
+                .await
+        };
+        let decision = match decided {
             Ok(decision) => decision,
             Err((rejection, route, fingerprint)) => {
                 outcome.route = route;
@@ -225,7 +241,16 @@ impl Gateway {
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
             .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        // The UI's own `loggedInUser` call earns it the feed cookie; read that answer unencoded.
+        let feed_cookie_for = decision
+            .principal
+            .clone()
+            .filter(|_| feed::is_logged_in_user(request.method(), &path));
+        let secure = tls || forwarded_https(request.headers());
         let headers = request.headers_mut();
+        if feed_cookie_for.is_some() {
+            headers.remove(http::header::ACCEPT_ENCODING);
+        }
         strip_hop_by_hop_headers(headers, upgrade);
         if let Some(principal) = &decision.principal {
             set_identity_headers(headers, principal);
@@ -242,7 +267,24 @@ impl Gateway {
                 outcome.reason = "allowed";
                 let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
                 strip_hop_by_hop_headers(response.headers_mut(), switching);
-                (response.map(Either::Left), outcome)
+                let Some(principal) = feed_cookie_for else {
+                    return (response.map(Either::Left), outcome);
+                };
+                let timeout = runtime.config.upstream.timeout;
+                let now = unix_now();
+                match feed::attach_cookie(
+                    &self.feed_sessions,
+                    response,
+                    &principal,
+                    secure,
+                    timeout,
+                    now,
+                )
+                .await
+                {
+                    Ok(response) => (response, outcome),
+                    Err(error) => reject(Rejection::Upstream(error), outcome),
+                }
             }
             Err(error) => {
                 tracing::warn!(error = %error, "upstream request failed");
@@ -260,6 +302,55 @@ impl Gateway {
         headers: &HeaderMap,
         method: &Method,
         path: &str,
+    ) -> Result<Decision, (Rejection, String, Option<String>)> {
+        self.decide_with(runtime, headers, method, path, |_| Ok(()))
+            .await
+    }
+
+    /// Hops 3 and 4 for the activity feed: a bearer token goes through the route rules and must
+    /// then resolve to the requested `userId`; without one, the feed cookie must bind that id.
+    async fn decide_feed(
+        &self,
+        runtime: &Runtime,
+        headers: &HeaderMap,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<Decision, (Rejection, String, Option<String>)> {
+        let now = unix_now();
+        if headers.contains_key(http::header::AUTHORIZATION) {
+            return self
+                .decide_with(runtime, headers, method, path, |principal| {
+                    self.feed_sessions
+                        .check(headers, query, Some(principal), now)
+                        .map_err(Rejection::Feed)
+                })
+                .await;
+        }
+        match self.feed_sessions.check(headers, query, None, now) {
+            Ok(()) => {
+                self.metrics.auth_decision("allow", "feed_cookie");
+                Ok(Decision {
+                    route: "feed".into(),
+                    principal: None,
+                    fingerprint: None,
+                })
+            }
+            Err(error) => {
+                self.metrics.auth_decision("deny", error.reason());
+                Err((Rejection::Feed(error), "feed".into(), None))
+            }
+        }
+    }
+
+    /// `decide`, with one more check on the authorized principal before the allow is counted.
+    async fn decide_with(
+        &self,
+        runtime: &Runtime,
+        headers: &HeaderMap,
+        method: &Method,
+        path: &str,
+        extra_check: impl FnOnce(&Principal) -> Result<(), Rejection>,
     ) -> Result<Decision, (Rejection, String, Option<String>)> {
         if runtime.policy.is_public(path) {
             self.metrics.auth_decision("allow", "public_path");
@@ -289,6 +380,10 @@ impl Gateway {
         }
         match runtime.policy.authorize(&principal, method, path) {
             Ok(route) => {
+                if let Err(rejection) = extra_check(&principal) {
+                    self.metrics.auth_decision("deny", rejection.reason());
+                    return Err((rejection, route.name.clone(), fingerprint));
+                }
                 self.metrics.auth_decision("allow", "authorized");
                 Ok(Decision {
                     route: route.name.clone(),
@@ -320,6 +415,22 @@ fn outcome_fields(outcome: &mut Outcome) -> OutcomeFields<'_> {
         principal: &mut outcome.principal,
         fingerprint: &mut outcome.fingerprint,
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whether the client reached us over TLS through a terminating proxy; only decides the cookie's
+/// `Secure` flag, so a client lying here harms only itself.
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get(&crate::proxy::headers::X_FORWARDED_PROTO)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("https"))
 }
 
 /// Status codes as a bounded label: the common ones exactly, the rest by class.
