@@ -41,10 +41,15 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     http::header::TRANSFER_ENCODING,
 ];
 
+/// OpenMetadata's `CatalogOpenIdAuthorizationRequestFilter` takes this header as the caller's
+/// identity when an operator enables it; only a trusted proxy may set it, and we never do.
+pub static X_AUTH_PARAMS_EMAIL: HeaderName = HeaderName::from_static("x-auth-params-email");
+
 pub fn strip_identity_headers(headers: &mut HeaderMap) {
     for name in IDENTITY_HEADERS {
         headers.remove(name);
     }
+    headers.remove(&X_AUTH_PARAMS_EMAIL);
 }
 
 /// Remove hop-by-hop headers and those the `Connection` header names. An upgrade keeps

@@ -4,4 +4,5 @@
 mod support;
 
 mod deploy;
+mod policy;
 mod spine;
