@@ -1,7 +1,9 @@
 //! Forward-auth: the gateway as the external authorizer of an ingress. It judges the original
 //! request that the ingress names and never calls the upstream.
 //!
-//! - nginx `auth_request` / ingress-nginx `auth-url`: `X-Original-Method`, `X-Original-URI`.
+//! - nginx `auth_request`: `X-Original-Method`, `X-Original-URI` (deploy/nginx sets them).
+//! - ingress-nginx `auth-url`: `X-Original-Method`, `X-Original-URL` (absolute), and
+//!   `X-Original-URI` when `auth-method` is set.
 //! - Traefik ForwardAuth: `X-Forwarded-Method`, `X-Forwarded-Uri`.
 //! - Envoy ext_authz (HTTP): the original method, and the original path appended to ours
 //!   (`/_gateway/auth/api/v1/tables`).
@@ -17,37 +19,92 @@ use crate::server::gateway::{Gateway, OutcomeFields, Runtime};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::Either;
 
-/// Where the original request is described, most specific first.
+/// The original request the ingress names. Each ingress sets its own headers and overrides a
+/// client's copy of those, but passes the client's other headers through: ingress-nginx always sets
+/// `X-Original-URL` (and `X-Original-URI` only with `auth-method`), Traefik sets `X-Forwarded-Uri`,
+/// Envoy appends the path to ours. So a client behind Traefik could add `X-Original-URI`, or one behind
+/// ingress-nginx `X-Forwarded-Uri`, naming a harmless path. Every description present must therefore
+/// agree; any disagreement is refused rather than resolved by a precedence a client could exploit.
 fn original_request(
     headers: &HeaderMap,
     method: &Method,
     path: &str,
     forward_auth_path: &str,
 ) -> Result<(Method, String), Rejection> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
+    let header = |name: &str| -> Result<Option<&str>, Rejection> {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(_), Some(_)) => Err(Rejection::BadForwardAuth(
+                "a header naming the original request is repeated",
+            )),
+            (Some(value), None) => value
+                .to_str()
+                .map(|text| Some(text.trim()).filter(|text| !text.is_empty()))
+                .map_err(|_| Rejection::BadForwardAuth("unreadable original-request header")),
+        }
     };
-    if let Some(uri) = header("x-original-uri").or_else(|| header("x-forwarded-uri")) {
-        let original_method = header("x-original-method")
-            .or_else(|| header("x-forwarded-method"))
-            .unwrap_or("GET");
-        let original_method = Method::from_bytes(original_method.as_bytes())
-            .map_err(|_| Rejection::BadForwardAuth("unparseable original method"))?;
-        return Ok((original_method, uri.to_string()));
+    let mut uris: Vec<String> = Vec::new();
+    if let Some(url) = header("x-original-url")? {
+        uris.push(path_of_url(url)?.to_string());
     }
+    uris.extend(header("x-original-uri")?.map(str::to_string));
+    uris.extend(header("x-forwarded-uri")?.map(str::to_string));
+    let mut methods: Vec<&str> = Vec::new();
+    methods.extend(header("x-original-method")?);
+    methods.extend(header("x-forwarded-method")?);
     // Envoy ext_authz: the original path follows ours, with the original method.
     if let Some(rest) = path
         .strip_prefix(forward_auth_path)
         .filter(|rest| rest.starts_with('/'))
     {
-        return Ok((method.clone(), rest.to_string()));
+        uris.push(rest.to_string());
+        methods.push(method.as_str());
     }
-    Err(Rejection::BadForwardAuth(
-        "no X-Original-URI or X-Forwarded-Uri header naming the original request",
-    ))
+    let Some(uri) = uris.first() else {
+        return Err(Rejection::BadForwardAuth(
+            "no X-Original-URL, X-Original-URI or X-Forwarded-Uri header naming the original request",
+        ));
+    };
+    // The query is not judged, so only the paths (normalised) must agree.
+    let normalised = |uri: &str| {
+        normalize_path(uri.split(['?', '#']).next().unwrap_or("/")).map(|path| path.into_owned())
+    };
+    let first_path = normalised(uri)?;
+    for other in uris.iter().skip(1) {
+        if normalised(other)? != first_path {
+            return Err(Rejection::BadForwardAuth(
+                "the headers naming the original request disagree",
+            ));
+        }
+    }
+    let original_method = methods.first().copied().unwrap_or("GET");
+    if methods
+        .iter()
+        .any(|other| !other.eq_ignore_ascii_case(original_method))
+    {
+        return Err(Rejection::BadForwardAuth(
+            "the headers naming the original method disagree",
+        ));
+    }
+    let original_method = Method::from_bytes(original_method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| Rejection::BadForwardAuth("unparseable original method"))?;
+    Ok((original_method, first_path))
+}
+
+/// The path and query of an absolute URL (`X-Original-URL: https://host/api/v1/x?q`).
+fn path_of_url(url: &str) -> Result<&str, Rejection> {
+    let after_scheme =
+        url.split_once("://")
+            .map(|(_, rest)| rest)
+            .ok_or(Rejection::BadForwardAuth(
+                "X-Original-URL is not an absolute URL",
+            ))?;
+    Ok(after_scheme
+        .find(['/', '?'])
+        .and_then(|start| after_scheme.get(start..))
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or("/"))
 }
 
 /// Judge the original request and answer the ingress.
@@ -70,7 +127,7 @@ pub async fn answer(
             log,
         );
     }
-    let (method, uri) = match original_request(
+    let (method, original_path) = match original_request(
         request.headers(),
         request.method(),
         path,
@@ -78,11 +135,6 @@ pub async fn answer(
     ) {
         Ok(original) => original,
         Err(rejection) => return refuse(rejection, log),
-    };
-    let original_path = uri.split(['?', '#']).next().unwrap_or("/");
-    let original_path = match normalize_path(original_path) {
-        Ok(normalised) => normalised.into_owned(),
-        Err(error) => return refuse(Rejection::BadPath(error), log),
     };
     match gateway
         .decide(runtime, request.headers(), &method, &original_path)

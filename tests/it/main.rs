@@ -4,5 +4,6 @@
 mod support;
 
 mod deploy;
+mod forward_auth;
 mod policy;
 mod spine;
