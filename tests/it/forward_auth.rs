@@ -78,7 +78,10 @@ async fn check(setup: &Setup, token: &str, case: &Case) -> RawResponse {
         case.style, case.method, case.target, case.headers, response.body
     );
     if response.status == 200 && !case.token {
-        assert!(response.header("x-auth-request-user").is_none(), "public: no identity");
+        assert!(
+            response.header("x-auth-request-user").is_none(),
+            "public: no identity"
+        );
     } else if response.status == 200 {
         assert_eq!(
             response.header("x-auth-request-user").as_deref(),

@@ -4,6 +4,7 @@
 mod support;
 
 mod deploy;
+mod feed;
 mod forward_auth;
 mod policy;
 mod spine;

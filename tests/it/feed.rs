@@ -1,0 +1,289 @@
+//! Issue 4, the activity feed: the UI's `loggedInUser` call earns a cookie binding its user id; the
+//! socket.io handshake must carry it with the same `userId`, or a bearer token that resolved to it.
+
+use crate::support::gateway::basic_yaml;
+use crate::support::keys::{jwks, TestKey};
+use crate::support::raw::raw_request;
+use crate::support::{JwksServer, TestGateway};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+const ALICE_ID: &str = "5f2c8a1e-0b3d-4c6e-9f70-1a2b3c4d5e6f";
+const BOB_ID: &str = "0e9d8c7b-6a59-4837-a261-504f3e2d1c0b";
+
+/// What the stand-in server received: request target and headers.
+type Seen = Arc<Mutex<Vec<(String, http::HeaderMap)>>>;
+
+/// An OpenMetadata stand-in: `loggedInUser` answers alice's user document (chunked, as Jersey does
+/// for large entities), the feed answers a socket.io open packet, anything else `{}`.
+async fn openmetadata() -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let recorded = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let recorded = recorded.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let recorded = recorded.clone();
+                    async move {
+                        let target = request.uri().to_string();
+                        recorded
+                            .lock()
+                            .unwrap()
+                            .push((target.clone(), request.headers().clone()));
+                        let body = if target.starts_with("/api/v1/users/loggedInUser") {
+                            // Padding past Jersey's 8 KiB buffer, so the real server would chunk it.
+                            format!(
+                                r#"{{"id":"{ALICE_ID}","name":"alice","email":"alice@open-metadata.org","description":"{}"}}"#,
+                                "x".repeat(20_000)
+                            )
+                        } else if target.starts_with("/api/v1/push/feed") {
+                            r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#.into()
+                        } else {
+                            "{}".into()
+                        };
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+struct Setup {
+    key: TestKey,
+    _jwks: JwksServer,
+    seen: Seen,
+    gateway: TestGateway,
+}
+
+async fn setup() -> Setup {
+    let key = TestKey::rsa_a();
+    let jwks_server = JwksServer::start(jwks(&[key.jwk()])).await;
+    let (upstream, seen) = openmetadata().await;
+    let yaml = basic_yaml(&format!("http://{upstream}"), &[jwks_server.url()]);
+    let gateway = TestGateway::start_ready(&yaml).await;
+    Setup {
+        key,
+        _jwks: jwks_server,
+        seen,
+        gateway,
+    }
+}
+
+fn handshake(user_id: &str) -> String {
+    format!("/api/v1/push/feed/?EIO=4&transport=polling&userId={user_id}")
+}
+
+#[tokio::test]
+async fn the_ui_flow_gets_a_feed_cookie_and_only_its_own_user_id_passes() {
+    let setup = setup().await;
+    let bearer = format!("Bearer {}", setup.key.tokens().personal());
+    let proxy = setup.gateway.proxy();
+
+    // 1. The UI's loggedInUser call, through the gateway, with gzip offered.
+    let me = raw_request(
+        proxy,
+        "GET",
+        "/api/v1/users/loggedInUser?fields=profile,roles",
+        &[("Authorization", &bearer), ("Accept-Encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let document: serde_json::Value =
+        serde_json::from_str(&me.body).expect("body passed through whole");
+    assert_eq!(document["id"], ALICE_ID);
+    assert_eq!(document["description"].as_str().unwrap().len(), 20_000);
+    let set_cookie = me.header("set-cookie").expect("a feed cookie is set");
+    assert!(
+        set_cookie.starts_with(&format!("omgw_feed={ALICE_ID}.")),
+        "{set_cookie}"
+    );
+    for attribute in [
+        "Path=/api/v1/push/feed",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Max-Age=",
+    ] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{set_cookie} lacks {attribute}"
+        );
+    }
+    let (_, upstream_headers) = setup.seen.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        upstream_headers.get("accept-encoding").is_none(),
+        "loggedInUser is asked for unencoded, so the gateway can read it"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+
+    // 2. The socket.io handshake with the cookie and alice's own id reaches the server, with
+    //    spoofed socket-filter headers removed.
+    let before = setup.seen.lock().unwrap().len();
+    let feed = raw_request(
+        proxy,
+        "GET",
+        &handshake(ALICE_ID),
+        &[
+            ("Cookie", &cookie),
+            ("UserId", BOB_ID),
+            ("SessionId", "s"),
+            ("RemoteAddress", "1.2.3.4"),
+        ],
+    )
+    .await;
+    assert_eq!(feed.status, 200, "{}", feed.body);
+    assert!(feed.body.starts_with("0{\"sid\""), "{}", feed.body);
+    let seen = setup.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), before + 1);
+    let (target, headers) = seen.last().unwrap();
+    assert_eq!(*target, handshake(ALICE_ID));
+    for spoofable in ["userid", "sessionid", "remoteaddress"] {
+        assert!(
+            headers.get(spoofable).is_none(),
+            "{spoofable} must be stripped"
+        );
+    }
+
+    // 3. Everything else is refused before the server sees it.
+    let cases: Vec<(String, Vec<(&str, String)>, u16, &str)> = vec![
+        (
+            handshake(BOB_ID),
+            vec![("Cookie", cookie.clone())],
+            403,
+            "Socket user does not match token",
+        ),
+        (handshake(ALICE_ID), vec![], 401, "needs the session cookie"),
+        (
+            handshake(ALICE_ID),
+            vec![("UserId", ALICE_ID.into())],
+            401,
+            "needs the session cookie",
+        ),
+        (
+            handshake(BOB_ID),
+            vec![("Cookie", cookie.replace(ALICE_ID, BOB_ID))],
+            401,
+            "invalid or has expired",
+        ),
+        (
+            format!("/api/v1/push/feed/?EIO=4&userId={ALICE_ID}&userId={BOB_ID}"),
+            vec![("Cookie", cookie.clone())],
+            400,
+            "exactly one userId",
+        ),
+        (
+            "/api/v1/push/feed/?EIO=4&transport=polling".into(),
+            vec![("Cookie", cookie.clone())],
+            400,
+            "exactly one userId",
+        ),
+        // A bearer token is judged by the id its own loggedInUser call resolved to.
+        (
+            handshake(BOB_ID),
+            vec![("Authorization", bearer.clone())],
+            403,
+            "Socket user does not match token",
+        ),
+    ];
+    let before = setup.seen.lock().unwrap().len();
+    for (target, headers, status, message) in &cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let response = raw_request(proxy, "GET", target, &headers).await;
+        assert_eq!(
+            response.status, *status,
+            "{target} {headers:?}: {}",
+            response.body
+        );
+        assert!(
+            response.body.contains(message),
+            "{target}: {}",
+            response.body
+        );
+    }
+    assert_eq!(
+        setup.seen.lock().unwrap().len(),
+        before,
+        "refused feed requests never reach the server"
+    );
+
+    // 4. A bearer client whose loggedInUser resolved to alice's id may open alice's feed.
+    let bearer_feed = raw_request(
+        proxy,
+        "GET",
+        &handshake(ALICE_ID),
+        &[("Authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(bearer_feed.status, 200, "{}", bearer_feed.body);
+
+    let metrics = setup.gateway.metrics().await;
+    for (result, reason) in [
+        ("allow", "feed_cookie"),
+        ("deny", "feed_user_mismatch"),
+        ("deny", "feed_no_credential"),
+        ("deny", "feed_bad_cookie"),
+        ("deny", "feed_user_id"),
+    ] {
+        let line =
+            format!("om_gateway_auth_decisions_total{{reason=\"{reason}\",result=\"{result}\"}}");
+        assert!(metrics.contains(&line), "missing {line}");
+    }
+}
+
+#[tokio::test]
+async fn no_cookie_without_a_verified_logged_in_user_answer() {
+    let setup = setup().await;
+    let proxy = setup.gateway.proxy();
+    // Without a token: 401 from the gateway, no cookie.
+    let anonymous = raw_request(proxy, "GET", "/api/v1/users/loggedInUser", &[]).await;
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous.header("set-cookie").is_none());
+    // Other authenticated calls do not set it either.
+    let bearer = format!("Bearer {}", setup.key.tokens().personal());
+    let other = raw_request(
+        proxy,
+        "GET",
+        "/api/v1/users/name/alice",
+        &[("Authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(other.status, 200);
+    assert!(other.header("set-cookie").is_none());
+    // A cookie from another gateway process (another key) is not accepted here.
+    let elsewhere = om_gateway::proxy::feed::FeedSessions::new()
+        .unwrap()
+        .issue_cookie(
+            ALICE_ID,
+            None,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            false,
+        )
+        .unwrap();
+    let cookie = elsewhere
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let refused = raw_request(proxy, "GET", &handshake(ALICE_ID), &[("Cookie", &cookie)]).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+}
