@@ -6,5 +6,6 @@ mod support;
 mod deploy;
 mod feed;
 mod forward_auth;
+mod inspect;
 mod policy;
 mod spine;
