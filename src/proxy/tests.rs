@@ -93,7 +93,8 @@ fn feed_requests_are_judged_by_cookie_or_bearer() {
     let bob_query = format!("userId={BOB_ID}&EIO=4&transport=websocket");
     let twice = format!("userId={ALICE_ID}&userId={BOB_ID}");
     use FeedError::*;
-    let cases: Vec<(Option<&str>, Option<&str>, u64, Result<(), FeedError>)> = vec![
+    type Case<'a> = (Option<&'a str>, Option<&'a str>, u64, Result<(), FeedError>);
+    let cases: Vec<Case> = vec![
         (Some(&good), Some(&alice_query), NOW, Ok(())),
         (Some(&good), Some(&alice_query), NOW + 3599, Ok(())),
         (Some(&good), Some(&alice_query), NOW + 3600, Err(BadCookie)),
