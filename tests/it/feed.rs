@@ -160,7 +160,9 @@ async fn the_ui_flow_gets_a_feed_cookie_and_only_its_own_user_id_passes() {
     }
 
     // 3. Everything else is refused before the server sees it.
-    let cases: Vec<(String, Vec<(&str, String)>, u16, &str)> = vec![
+    // (target, headers, status, part of the message)
+    type Case<'a> = (String, Vec<(&'a str, String)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             handshake(BOB_ID),
             vec![("Cookie", cookie.clone())],
