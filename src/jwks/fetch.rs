@@ -62,12 +62,23 @@ pub fn build_client(
         .map_err(|error| error.to_string())
 }
 
-/// GET `url`, revalidating with `etag` when given.
+/// GET `url`, revalidating with `etag` when given. One deadline covers connecting, the headers
+/// and the whole body, so a server that trickles bytes cannot hold a fetch open past `timeout`.
 pub async fn fetch(
     client: &reqwest::Client,
     url: &str,
     etag: Option<&str>,
     timeout: Duration,
+) -> Result<Fetched, FetchError> {
+    tokio::time::timeout(timeout, fetch_unbounded(client, url, etag))
+        .await
+        .map_err(|_| FetchError::Timeout(timeout))?
+}
+
+async fn fetch_unbounded(
+    client: &reqwest::Client,
+    url: &str,
+    etag: Option<&str>,
 ) -> Result<Fetched, FetchError> {
     let mut request = client
         .get(url)
@@ -75,9 +86,9 @@ pub async fn fetch(
     if let Some(etag) = etag {
         request = request.header(reqwest::header::IF_NONE_MATCH, etag);
     }
-    let response = tokio::time::timeout(timeout, request.send())
+    let response = request
+        .send()
         .await
-        .map_err(|_| FetchError::Timeout(timeout))?
         .map_err(|error| FetchError::Transport(describe(&error)))?;
     let headers = response.headers();
     let max_age = headers
@@ -98,15 +109,15 @@ pub async fn fetch(
         .get(reqwest::header::ETAG)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // A stated length over the cap is refused before reading; a chunked body is capped as it
+    // arrives (`read_capped`), never buffered whole first.
     if response
         .content_length()
         .is_some_and(|length| length > MAX_DOCUMENT_BYTES as u64)
     {
         return Err(FetchError::TooLarge);
     }
-    let body = tokio::time::timeout(timeout, read_capped(response))
-        .await
-        .map_err(|_| FetchError::Timeout(timeout))??;
+    let body = read_capped(response).await?;
     Ok(Fetched::Document {
         body,
         etag,
