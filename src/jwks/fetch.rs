@@ -70,7 +70,7 @@ pub async fn fetch(
     etag: Option<&str>,
     timeout: Duration,
 ) -> Result<Fetched, FetchError> {
-    tokio::time::timeout(timeout, fetch_unbounded(client, url, etag))
+    tokio::time::timeout(timeout, fetch_unbounded(client, url, etag, timeout))
         .await
         .map_err(|_| FetchError::Timeout(timeout))?
 }
@@ -79,6 +79,7 @@ async fn fetch_unbounded(
     client: &reqwest::Client,
     url: &str,
     etag: Option<&str>,
+    timeout: Duration,
 ) -> Result<Fetched, FetchError> {
     let mut request = client
         .get(url)
@@ -89,7 +90,7 @@ async fn fetch_unbounded(
     let response = request
         .send()
         .await
-        .map_err(|error| FetchError::Transport(describe(&error)))?;
+        .map_err(|error| transport_error(&error, timeout))?;
     let headers = response.headers();
     let max_age = headers
         .get(reqwest::header::CACHE_CONTROL)
@@ -117,7 +118,7 @@ async fn fetch_unbounded(
     {
         return Err(FetchError::TooLarge);
     }
-    let body = read_capped(response).await?;
+    let body = read_capped(response, timeout).await?;
     Ok(Fetched::Document {
         body,
         etag,
@@ -126,12 +127,15 @@ async fn fetch_unbounded(
     })
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, FetchError> {
+async fn read_capped(
+    mut response: reqwest::Response,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|error| FetchError::Transport(describe(&error)))?
+        .map_err(|error| transport_error(&error, timeout))?
     {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
             return Err(FetchError::TooLarge);
@@ -158,6 +162,15 @@ pub fn parse_max_age(cache_control: &str) -> Option<Duration> {
         }
     }
     max_age
+}
+
+/// The client carries the same timeout as our deadline; whichever fires first, say "timeout".
+fn transport_error(error: &reqwest::Error, timeout: Duration) -> FetchError {
+    if error.is_timeout() {
+        FetchError::Timeout(timeout)
+    } else {
+        FetchError::Transport(describe(error))
+    }
 }
 
 /// reqwest's Display hides the cause; walk the chain for a useful line.

@@ -7,5 +7,6 @@ mod deploy;
 mod feed;
 mod forward_auth;
 mod inspect;
+mod jwks;
 mod policy;
 mod spine;
