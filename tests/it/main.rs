@@ -4,9 +4,12 @@
 mod support;
 
 mod deploy;
+mod doctor;
 mod feed;
 mod forward_auth;
 mod inspect;
+mod jwks;
+mod policy;
 mod jwks;
 mod policy;
 mod spine;
