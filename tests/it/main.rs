@@ -10,6 +10,4 @@ mod forward_auth;
 mod inspect;
 mod jwks;
 mod policy;
-mod jwks;
-mod policy;
 mod spine;
