@@ -57,9 +57,6 @@ pub fn doctor(args: ConfigArgs) -> i32 {
 /// Probe and lint; `in_container` decides whether localhost key URLs are suspicious.
 pub async fn examine(config: &Config, in_container: bool) -> Findings {
     let mut findings = Findings::default();
-    let default_modulus = crate::jwks::parse::parse_pem(OPENMETADATA_DEFAULT_KEY, None)
-        .ok()
-        .and_then(|key| key.modulus);
     let key_store = match KeyStore::new(
         &config.auth.key_sources,
         &config.auth.key_files,
@@ -102,37 +99,22 @@ pub async fn examine(config: &Config, in_container: bool) -> Findings {
                 .push(format!("{url}: key skipped: {skipped}"));
         }
         if let Some(skew) = status.date_header.as_deref().and_then(clock_skew_seconds) {
-            if skew.abs() > config.auth.clock_skew.as_secs() as i64 {
-                findings.warnings.push(format!(
-                    "{url}: its clock differs from ours by {skew}s, more than clockSkew"
-                ));
-            } else {
-                findings.notes.push(format!("{url}: clock skew {skew}s"));
+            match judge_clock_skew(url, skew, config.auth.clock_skew) {
+                Ok(note) => findings.notes.push(note),
+                Err(warning) => findings.warnings.push(warning),
             }
         }
-        let host = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ':']).next())
-            .unwrap_or("");
-        if in_container && matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
-            findings.warnings.push(format!("{url}: a localhost key URL inside a container points at the container itself, not at OpenMetadata"));
-        }
-        if host.ends_with("googleapis.com")
-            && status.audiences.is_empty()
-            && config.auth.audiences.is_empty()
-        {
-            findings.warnings.push(format!("{url}: Google keys sign tokens for every Google client; bind this source to your client id with keySources[].audiences"));
-        }
+        let audience_bound = !status.audiences.is_empty() || !config.auth.audiences.is_empty();
+        findings
+            .warnings
+            .extend(lint_key_url(url, audience_bound, in_container));
     }
-    if let Some(default_modulus) = &default_modulus {
-        for key in key_store.all_keys() {
-            if key.key.modulus.as_ref() == Some(default_modulus) {
-                findings.warnings.push(format!(
-                    "{}: serves OpenMetadata's publicly known default development key (kid {}): anyone can mint tokens it verifies; configure jwtTokenConfiguration with your own key pair",
-                    key.binding.url, key.key.kid.as_deref().unwrap_or("-")
-                ));
-            }
+    for key in key_store.all_keys() {
+        if is_openmetadata_default_key(&key.key) {
+            findings.warnings.push(format!(
+                "{}: serves OpenMetadata's publicly known default development key (kid {}): anyone can mint tokens it verifies; configure jwtTokenConfiguration with your own key pair",
+                key.binding.url, key.key.kid.as_deref().unwrap_or("-")
+            ));
         }
     }
     if config.upstream.insecure_skip_verify {
@@ -172,6 +154,71 @@ async fn probe_upstream(config: &Config, findings: &mut Findings) {
     }
 }
 
+/// Is this OpenMetadata's default development key? Compared by modulus, so a source that serves
+/// it under another kid (or in another document form) is still recognised.
+pub fn is_openmetadata_default_key(key: &crate::jwks::ParsedKey) -> bool {
+    let default_modulus = crate::jwks::parse::parse_pem(OPENMETADATA_DEFAULT_KEY, None)
+        .ok()
+        .and_then(|default| default.modulus);
+    default_modulus.is_some() && key.modulus == default_modulus
+}
+
+/// Warnings about a key URL itself, whatever it serves: a `localhost` URL inside a container (it
+/// names the container, not OpenMetadata), and a Google key URL with no audience bound (Google
+/// signs tokens for every Google client, so without `aud` any Google account's token would pass).
+pub fn lint_key_url(url: &str, audience_bound: bool, in_container: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let host = url_host(url);
+    let loopback = matches!(host.as_str(), "localhost" | "[::1]" | "::1")
+        || host.starts_with("127.")
+        || host.ends_with(".localhost");
+    if in_container && loopback {
+        warnings.push(format!("{url}: a localhost key URL inside a container points at the container itself, not at OpenMetadata; use the OpenMetadata service name"));
+    }
+    let google = host == "googleapis.com" || host.ends_with(".googleapis.com");
+    if google && !audience_bound {
+        warnings.push(format!("{url}: Google keys sign tokens for every Google client; bind this source to your client id with keySources[].audiences (or set audiences)"));
+    }
+    warnings
+}
+
+/// The lower-cased host of `url`, without port or user info; empty when there is none.
+fn url_host(url: &str) -> String {
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if host_port.starts_with('[') {
+        host_port
+            .find(']')
+            .and_then(|end| host_port.get(..=end))
+            .unwrap_or(host_port)
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.to_ascii_lowercase()
+}
+
+/// A note when a source's clock agrees with ours within `allowed`, a warning otherwise: tokens
+/// it issues would look expired or not yet valid.
+pub fn judge_clock_skew(
+    url: &str,
+    skew_seconds: i64,
+    allowed: std::time::Duration,
+) -> Result<String, String> {
+    if skew_seconds.unsigned_abs() > allowed.as_secs() {
+        Err(format!(
+            "{url}: its clock differs from ours by {skew_seconds}s (Date header), more than clockSkew {}s",
+            allowed.as_secs()
+        ))
+    } else {
+        Ok(format!("{url}: clock skew {skew_seconds}s"))
+    }
+}
+
 /// Seconds between a peer's `Date` header and our clock (positive: theirs is ahead).
 pub fn clock_skew_seconds(date: &str) -> Option<i64> {
     let theirs = parse_http_date(date)?;
@@ -182,8 +229,8 @@ pub fn clock_skew_seconds(date: &str) -> Option<i64> {
     Some(theirs - ours)
 }
 
-/// RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
-fn parse_http_date(text: &str) -> Option<i64> {
+/// RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`, as Unix seconds.
+pub fn parse_http_date(text: &str) -> Option<i64> {
     let parts: Vec<&str> = text.split_whitespace().collect();
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
         return None;

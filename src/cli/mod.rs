@@ -13,6 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use demo::{start_demo, DemoHandle};
+pub use doctor::{
+    examine, is_openmetadata_default_key, judge_clock_skew, lint_key_url, parse_http_date, Findings,
+};
 pub use token::{mint_token, TokenRequest};
 
 /// Exit codes CONTRACT.md promises.

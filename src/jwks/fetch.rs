@@ -62,8 +62,20 @@ pub fn build_client(
         .map_err(|error| error.to_string())
 }
 
-/// GET `url`, revalidating with `etag` when given.
+/// GET `url`, revalidating with `etag` when given. One deadline covers connecting, the headers
+/// and the whole body, so a server that trickles bytes cannot hold a fetch open past `timeout`.
 pub async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    etag: Option<&str>,
+    timeout: Duration,
+) -> Result<Fetched, FetchError> {
+    tokio::time::timeout(timeout, fetch_unbounded(client, url, etag, timeout))
+        .await
+        .map_err(|_| FetchError::Timeout(timeout))?
+}
+
+async fn fetch_unbounded(
     client: &reqwest::Client,
     url: &str,
     etag: Option<&str>,
@@ -75,10 +87,10 @@ pub async fn fetch(
     if let Some(etag) = etag {
         request = request.header(reqwest::header::IF_NONE_MATCH, etag);
     }
-    let response = tokio::time::timeout(timeout, request.send())
+    let response = request
+        .send()
         .await
-        .map_err(|_| FetchError::Timeout(timeout))?
-        .map_err(|error| FetchError::Transport(describe(&error)))?;
+        .map_err(|error| transport_error(&error, timeout))?;
     let headers = response.headers();
     let max_age = headers
         .get(reqwest::header::CACHE_CONTROL)
@@ -98,15 +110,15 @@ pub async fn fetch(
         .get(reqwest::header::ETAG)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // A stated length over the cap is refused before reading; a chunked body is capped as it
+    // arrives (`read_capped`), never buffered whole first.
     if response
         .content_length()
         .is_some_and(|length| length > MAX_DOCUMENT_BYTES as u64)
     {
         return Err(FetchError::TooLarge);
     }
-    let body = tokio::time::timeout(timeout, read_capped(response))
-        .await
-        .map_err(|_| FetchError::Timeout(timeout))??;
+    let body = read_capped(response, timeout).await?;
     Ok(Fetched::Document {
         body,
         etag,
@@ -115,12 +127,15 @@ pub async fn fetch(
     })
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, FetchError> {
+async fn read_capped(
+    mut response: reqwest::Response,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|error| FetchError::Transport(describe(&error)))?
+        .map_err(|error| transport_error(&error, timeout))?
     {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
             return Err(FetchError::TooLarge);
@@ -147,6 +162,15 @@ pub fn parse_max_age(cache_control: &str) -> Option<Duration> {
         }
     }
     max_age
+}
+
+/// The client carries the same timeout as our deadline; whichever fires first, say "timeout".
+fn transport_error(error: &reqwest::Error, timeout: Duration) -> FetchError {
+    if error.is_timeout() {
+        FetchError::Timeout(timeout)
+    } else {
+        FetchError::Transport(describe(error))
+    }
 }
 
 /// reqwest's Display hides the cause; walk the chain for a useful line.

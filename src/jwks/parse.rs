@@ -170,6 +170,7 @@ pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, String> {
             if x.len() != width || y.len() != width {
                 return Err("EC coordinates of the wrong length".into());
             }
+            check_ec_point(family, &x, &y)?;
             let decoding_key = DecodingKey::from_ec_components(
                 &URL_SAFE_NO_PAD.encode(&x),
                 &URL_SAFE_NO_PAD.encode(&y),
@@ -187,6 +188,22 @@ pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, String> {
         }
         other => Err(format!("kty {other:?} is not accepted")),
     }
+}
+
+/// Refuse a point that is not on its curve now, with a reason, rather than at every verification.
+fn check_ec_point(family: KeyFamily, x: &[u8], y: &[u8]) -> Result<(), String> {
+    use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED};
+    let algorithm = match family {
+        KeyFamily::EcP384 => &ECDSA_P384_SHA384_FIXED,
+        _ => &ECDSA_P256_SHA256_FIXED,
+    };
+    let mut point = Vec::with_capacity(1 + x.len() + y.len());
+    point.push(4u8); // uncompressed
+    point.extend_from_slice(x);
+    point.extend_from_slice(y);
+    ParsedPublicKey::new(algorithm, &point)
+        .map(|_| ())
+        .map_err(|_| "EC point is not on its curve".to_string())
 }
 
 /// The algorithms a token or key may name. Never `none`, never HMAC.
@@ -307,6 +324,7 @@ fn key_from_spki(
             };
             let x = data.get(1..1 + width).unwrap_or_default();
             let y = data.get(1 + width..).unwrap_or_default();
+            check_ec_point(family, x, y).map_err(ParseError::BadPem)?;
             let decoding_key = DecodingKey::from_ec_components(
                 &URL_SAFE_NO_PAD.encode(x),
                 &URL_SAFE_NO_PAD.encode(y),

@@ -11,6 +11,7 @@ use crate::config::{JwksConfig, KeyFileConfig, KeySourceConfig};
 use jsonwebtoken::Algorithm;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -72,7 +73,11 @@ pub struct SourceStatus {
     pub state: &'static str,
     pub keys: usize,
     pub kids: Vec<String>,
+    /// Unix seconds of the last successful fetch (a 304 counts): when the keys were last known good.
     pub last_success: Option<u64>,
+    pub etag: Option<String>,
+    /// Unix seconds of the next scheduled fetch.
+    pub next_refresh: Option<u64>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
     pub skipped_keys: Vec<String>,
@@ -81,11 +86,13 @@ pub struct SourceStatus {
     pub date_header: Option<String>,
 }
 
-/// Why a fetch happens: scheduled ones ignore the floor (they are scheduled above it).
+/// Why a fetch happens. Scheduled ones are planned above the floor already and skip when another
+/// fetch moved the schedule on; unknown-kid ones respect the floor; forced ones always fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FetchReason {
     Scheduled,
     UnknownKid,
+    Forced,
 }
 
 pub struct KeyStore {
@@ -95,6 +102,8 @@ pub struct KeyStore {
     config: JwksConfig,
     metrics: Arc<Metrics>,
     listeners: Mutex<Vec<RemovalListener>>,
+    /// Bumped before removal listeners run, so a verification that raced a removal can tell.
+    removals: AtomicU64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -166,6 +175,7 @@ impl KeyStore {
             config,
             metrics,
             listeners: Mutex::new(Vec::new()),
+            removals: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
         });
         store.rebuild_index();
@@ -187,7 +197,7 @@ impl KeyStore {
         let mut joins = tokio::task::JoinSet::new();
         for source in self.sources.clone() {
             let store = self.clone();
-            joins.spawn(async move { store.refresh_source(&source, FetchReason::Scheduled).await });
+            joins.spawn(async move { store.refresh_source(&source, FetchReason::Forced).await });
         }
         while joins.join_next().await.is_some() {}
     }
@@ -195,6 +205,12 @@ impl KeyStore {
     /// Call `listener` with the thumbprints of keys that leave any source.
     pub fn on_keys_removed(&self, listener: RemovalListener) {
         lock(&self.listeners).push(listener);
+    }
+
+    /// Changes whenever keys leave a source. A cache that stores a verification result compares
+    /// this before and after, and drops the entry if a removal slipped in between.
+    pub fn removal_generation(&self) -> u64 {
+        self.removals.load(Ordering::SeqCst)
     }
 
     /// Keys that carry `kid`.
@@ -265,6 +281,12 @@ impl KeyStore {
                 SourceStatus {
                     url: source.binding.url.to_string(),
                     state: label,
+                    etag: state.etag.clone(),
+                    next_refresh: state.next_refresh.map(|due| {
+                        unix_seconds(
+                            SystemTime::now() + due.saturating_duration_since(Instant::now()),
+                        )
+                    }),
                     keys: state.keys.len(),
                     kids: state
                         .keys
@@ -297,6 +319,8 @@ impl KeyStore {
                 statuses.push(SourceStatus {
                     url,
                     state: "ok",
+                    etag: None,
+                    next_refresh: None,
                     keys: keys.len(),
                     kids: keys
                         .iter()
@@ -326,10 +350,18 @@ impl KeyStore {
         let _single_flight = source.fetch_lock.lock().await;
         let etag = {
             let mut state = lock(&source.state);
-            if reason == FetchReason::UnknownKid
-                && recently_attempted(&state, self.config.min_refresh_interval)
-            {
-                return; // someone fetched while we waited for the lock
+            // Whoever held the lock before us may have fetched already: then there is nothing to do.
+            let already_done = match reason {
+                FetchReason::UnknownKid => {
+                    recently_attempted(&state, self.config.min_refresh_interval)
+                }
+                FetchReason::Scheduled => {
+                    state.next_refresh.is_some_and(|due| due > Instant::now())
+                }
+                FetchReason::Forced => false,
+            };
+            if already_done {
+                return;
             }
             state.last_attempt = Some(Instant::now());
             state.etag.clone()
@@ -350,6 +382,14 @@ impl KeyStore {
                 max_age,
                 date,
             }) => match parse_key_document(&body) {
+                // Every key broken (short RSA, bad base64...): a fault at the source, not a
+                // rotation to zero keys, so the last good keys stay (for maxStale).
+                Ok(document) if document.keys.is_empty() && !document.skipped.is_empty() => self
+                    .record_failure(
+                        source,
+                        format!("no usable key: {}", document.skipped.join("; ")),
+                        "no_usable_key",
+                    ),
                 Ok(document) => {
                     let fetched_at = SystemTime::now();
                     let keys = document
@@ -379,6 +419,7 @@ impl KeyStore {
         };
         self.rebuild_index();
         if !removed.is_empty() {
+            self.removals.fetch_add(1, Ordering::SeqCst);
             tracing::info!(url = %url, removed = removed.len(), "keys left their source; dropping tokens they signed from the cache");
             for listener in lock(&self.listeners).iter() {
                 listener(&removed);
@@ -419,11 +460,8 @@ impl KeyStore {
         state.consecutive_failures = 0;
         state.last_error = None;
         state.last_date_header = date;
-        let interval = max_age
-            .map(|age| age.min(self.config.refresh_interval))
-            .unwrap_or(self.config.refresh_interval)
-            .max(self.config.min_refresh_interval);
-        state.next_refresh = Some(Instant::now() + jitter(interval));
+        let interval = interval_after_success(max_age, &self.config);
+        state.next_refresh = Some(Instant::now() + interval);
         self.metrics
             .jwks_fetch_total
             .with_label_values(&[url, result])
@@ -444,19 +482,16 @@ impl KeyStore {
         let url = &*source.binding.url;
         let mut state = lock(&source.state);
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-        // Bounded exponential backoff from the floor up to the refresh interval.
-        let exponent = state.consecutive_failures.saturating_sub(1).min(16);
-        let backoff = self
-            .config
-            .min_refresh_interval
-            .max(Duration::from_millis(100))
-            .saturating_mul(1 << exponent)
-            .min(
-                self.config
-                    .refresh_interval
-                    .max(self.config.min_refresh_interval),
-            );
-        state.next_refresh = Some(Instant::now() + backoff);
+        let now = Instant::now();
+        let mut due = now + backoff_after_failure(state.consecutive_failures, &self.config);
+        // Try again by the time the last good keys would expire, so they are dropped on time
+        // rather than up to a whole backoff late.
+        if let (Some(success), false) = (state.last_success_at, state.keys.is_empty()) {
+            let stale_deadline =
+                (success + self.config.max_stale).max(now + self.config.min_refresh_interval);
+            due = due.min(stale_deadline);
+        }
+        state.next_refresh = Some(due);
         self.metrics
             .jwks_fetch_total
             .with_label_values(&[url, label])
@@ -470,7 +505,8 @@ impl KeyStore {
             tracing::warn!(
                 url,
                 keys = state.keys.len(),
-                "key source failing for longer than maxStale; dropping its keys"
+                max_stale = ?self.config.max_stale,
+                "key source failing for longer than maxStale; dropping its last good keys"
             );
             self.metrics
                 .jwks_keys_dropped_total
@@ -550,15 +586,37 @@ async fn refresh_loop(store: Weak<KeyStore>, source: Arc<Source>) {
             return;
         };
         let due = strong.next_refresh_of(&source);
-        drop(strong);
-        if let Some(due) = due {
+        // An unknown-kid fetch may move the schedule while we sleep: look again on waking
+        // instead of fetching at the old time.
+        if let Some(due) = due.filter(|due| *due > Instant::now()) {
+            drop(strong);
             tokio::time::sleep_until(due.into()).await;
+            continue;
         }
-        let Some(strong) = store.upgrade() else {
-            return;
-        };
         strong.refresh_source(&source, FetchReason::Scheduled).await;
     }
+}
+
+/// When to fetch again after a success: the shorter of `refreshInterval` and the source's
+/// Cache-Control max-age, never under `minRefreshInterval`, up to 10 % earlier (jitter).
+pub fn interval_after_success(max_age: Option<Duration>, config: &JwksConfig) -> Duration {
+    let interval = max_age
+        .map_or(config.refresh_interval, |age| {
+            age.min(config.refresh_interval)
+        })
+        .max(config.min_refresh_interval);
+    jitter(interval).max(config.min_refresh_interval)
+}
+
+/// When to fetch again after `failures` failures in a row: doubling from `minRefreshInterval`
+/// (at least 100 ms) up to `refreshInterval`, so a dead source is neither hammered nor forgotten.
+pub fn backoff_after_failure(failures: u32, config: &JwksConfig) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    config
+        .min_refresh_interval
+        .max(Duration::from_millis(100))
+        .saturating_mul(1 << exponent)
+        .min(config.refresh_interval.max(config.min_refresh_interval))
 }
 
 fn recently_attempted(state: &SourceState, floor: Duration) -> bool {

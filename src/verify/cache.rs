@@ -73,6 +73,10 @@ impl TokenCache {
         self.inner.insert(digest, principal);
     }
 
+    pub fn invalidate(&self, digest: &TokenDigest) {
+        self.inner.invalidate(digest);
+    }
+
     /// Drop every entry verified by one of these keys.
     pub fn evict_signed_by(&self, thumbprints: &[String]) {
         let thumbprints = thumbprints.to_vec();

@@ -155,8 +155,14 @@ impl Authenticator {
             .token_cache_requests_total
             .with_label_values(&["miss"])
             .inc();
+        let generation = self.key_store.removal_generation();
         let principal = Arc::new(self.verify(token).await?);
         self.cache.insert(digest, principal.clone());
+        // The signing key may have left its source while we verified, after the cache was
+        // purged of its tokens: then do not let this entry outlive the key.
+        if self.key_store.removal_generation() != generation {
+            self.cache.invalidate(&digest);
+        }
         Ok(Authenticated {
             principal,
             fingerprint: digest.fingerprint(),

@@ -4,8 +4,10 @@
 mod support;
 
 mod deploy;
+mod doctor;
 mod feed;
 mod forward_auth;
 mod inspect;
+mod jwks;
 mod policy;
 mod spine;
