@@ -90,8 +90,14 @@ pub async fn find_verifying_key(
     let issuer = token.claims.get("iss").and_then(Value::as_str);
     let mut candidates = match &token.kid {
         Some(kid) => {
+            let audiences = audiences_of(&token.claims);
             let mut keys = key_store.keys_for_kid(kid);
-            if keys.is_empty() {
+            // A kid known only to sources that may not vouch for this issuer is as good as
+            // unknown: look again at the sources that may (same single-flight, same floor).
+            if !keys
+                .iter()
+                .any(|key| key.permits_claims(issuer, &audiences))
+            {
                 key_store.refetch_for_unknown_kid(issuer).await;
                 keys = key_store.keys_for_kid(kid);
             }

@@ -1055,3 +1055,36 @@ async fn an_https_source_is_trusted_through_its_ca_file_and_only_then() {
         503
     );
 }
+
+/// A kid that only another issuer's bound source knows must not end the search: the sources
+/// that may vouch for this token's issuer are refetched, and the key they now publish verifies.
+#[tokio::test]
+async fn a_kid_known_only_to_another_issuers_source_still_triggers_a_refetch() {
+    let key_a = TestKey::rsa_a().with_kid("shared-kid");
+    let key_b = TestKey::rsa_b().with_kid("shared-kid");
+    // Source "google" is bound to another issuer and already has kid "shared-kid" (key A).
+    let google = JwksServer::start(jwks(&[key_a.jwk()])).await;
+    // Source "om" is bound to open-metadata.org and starts empty.
+    let om = JwksServer::start(jwks(&[])).await;
+    let upstream = Upstream::start().await;
+    let yaml = format!(
+        "upstream:\n  url: {}\nauthenticationConfiguration:\n  keySources:\n    - {{ url: \"{}\", issuers: [accounts.google.com] }}\n    - {{ url: \"{}\", issuers: [open-metadata.org] }}\njwks:\n  minRefreshInterval: 200ms\n  fetchTimeout: 2s\n",
+        upstream.url(),
+        google.url(),
+        om.url()
+    );
+    let gateway = TestGateway::start_ready(&yaml).await;
+    let fetches_before = om.hits();
+    // OpenMetadata rotates in key B under the same kid.
+    om.set_body(jwks(&[key_b.jwk()]));
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await; // past the refetch floor
+    let token = key_b.tokens().personal(); // iss open-metadata.org
+    let response = client()
+        .get(gateway.url("/api/v1/tables"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(om.hits() > fetches_before, "the bound source was refetched");
+}
