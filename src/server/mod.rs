@@ -99,15 +99,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let (shutdown, shutdown_receiver) = watch::channel(false);
     let settings = listen::ConnectionSettings {
         max_header_bytes: config.server.max_header_bytes,
-        header_read_timeout: config
-            .server
-            .request_timeout
-            .min(std::time::Duration::from_secs(30)),
+        header_read_timeout: config.server.header_read_timeout,
         shutdown_grace_period: config.server.shutdown_grace_period,
+        max_connections: config.server.max_connections,
     };
     let mut tasks = Vec::new();
-    if let Some(tls) = &tls {
-        tasks.push(tls.watch(std::time::Duration::from_secs(5)));
+    if let (Some(tls), Some(files)) = (&tls, &config.server.tls) {
+        tasks.push(tls.watch(files.reload_interval));
     }
     tasks.push(tokio::spawn(listen::serve_proxy(
         proxy_listener,
