@@ -3,9 +3,11 @@
 
 mod support;
 
+mod data_path;
 mod deploy;
 mod feed;
 mod forward_auth;
 mod inspect;
 mod policy;
+mod smuggling;
 mod spine;

@@ -11,6 +11,7 @@
 pub mod gateway;
 pub mod keys;
 pub mod raw;
+pub mod sockets;
 pub mod servers;
 
 pub use gateway::TestGateway;
