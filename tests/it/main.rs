@@ -11,3 +11,4 @@ mod inspect;
 mod policy;
 mod smuggling;
 mod spine;
+mod tls;
