@@ -8,6 +8,7 @@ mod deploy;
 mod feed;
 mod forward_auth;
 mod inspect;
+mod lifecycle;
 mod policy;
 mod smuggling;
 mod spine;

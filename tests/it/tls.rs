@@ -20,7 +20,10 @@ use tokio::net::{TcpListener, TcpStream};
 /// Copy a server certificate pair from the fixtures into `dir` as cert.pem / key.pem.
 fn install_cert(dir: &Path, name: &str) {
     // Write then rename, as cert-manager and kubelet do, so a reader never sees half a file.
-    for (from, to) in [(format!("{name}.pem"), "cert.pem"), (format!("{name}.key"), "key.pem")] {
+    for (from, to) in [
+        (format!("{name}.pem"), "cert.pem"),
+        (format!("{name}.key"), "key.pem"),
+    ] {
         let staged = dir.join(format!("{to}.new"));
         std::fs::copy(fixture(&format!("tls/{from}")), &staged).unwrap();
         std::fs::rename(&staged, dir.join(to)).unwrap();
@@ -99,20 +102,46 @@ async fn tls_1_2_and_1_3_are_served_and_alpn_picks_the_http_version() {
     let dir = tempfile::tempdir().unwrap();
     install_cert(dir.path(), "server-one");
     let gateway = tls_gateway(dir.path(), &upstream.url(), &keys.jwks.url()).await;
-    let url = format!("https://127.0.0.1:{}/api/v1/system/version", gateway.proxy().port());
-    let cases: [(&'static rustls::SupportedProtocolVersion, &[&[u8]], http::Version); 3] = [
-        (&rustls::version::TLS13, &[b"h2", b"http/1.1"], http::Version::HTTP_2),
-        (&rustls::version::TLS12, &[b"h2", b"http/1.1"], http::Version::HTTP_2),
-        (&rustls::version::TLS13, &[b"http/1.1"], http::Version::HTTP_11),
+    let url = format!(
+        "https://127.0.0.1:{}/api/v1/system/version",
+        gateway.proxy().port()
+    );
+    let cases: [(
+        &'static rustls::SupportedProtocolVersion,
+        &[&[u8]],
+        http::Version,
+    ); 3] = [
+        (
+            &rustls::version::TLS13,
+            &[b"h2", b"http/1.1"],
+            http::Version::HTTP_2,
+        ),
+        (
+            &rustls::version::TLS12,
+            &[b"h2", b"http/1.1"],
+            http::Version::HTTP_2,
+        ),
+        (
+            &rustls::version::TLS13,
+            &[b"http/1.1"],
+            http::Version::HTTP_11,
+        ),
     ];
     for (version, alpn, expected) in cases {
         let client = https_client(client_tls(&[version], alpn));
         let response = client.get(&url).send().await.expect("TLS request");
         assert_eq!(response.status(), 200, "{version:?}");
-        assert_eq!(response.version(), expected, "{version:?} with ALPN {alpn:?}");
+        assert_eq!(
+            response.version(),
+            expected,
+            "{version:?} with ALPN {alpn:?}"
+        );
         assert!(peer_subject(&response).contains("CN=server-one"));
     }
-    assert_eq!(upstream.last().header("x-forwarded-proto").as_deref(), Some("https"));
+    assert_eq!(
+        upstream.last().header("x-forwarded-proto").as_deref(),
+        Some("https")
+    );
 }
 
 /// A TLS 1.1 ClientHello (legacy_version 0x0302, no supported_versions extension), written by
@@ -157,7 +186,10 @@ async fn rotated_certificate_is_served_to_new_connections_while_open_ones_keep_w
     let dir = tempfile::tempdir().unwrap();
     install_cert(dir.path(), "server-one");
     let gateway = tls_gateway(dir.path(), &upstream.url(), &keys.jwks.url()).await;
-    let url = format!("https://127.0.0.1:{}/api/v1/system/version", gateway.proxy().port());
+    let url = format!(
+        "https://127.0.0.1:{}/api/v1/system/version",
+        gateway.proxy().port()
+    );
     let tls = client_tls(&[&rustls::version::TLS13], &[b"http/1.1"]);
     // A keep-alive connection opened before the rotation.
     let old_client = https_client(tls.clone());
@@ -175,7 +207,10 @@ async fn rotated_certificate_is_served_to_new_connections_while_open_ones_keep_w
         if peer_subject(&response).contains("CN=server-two") {
             break;
         }
-        assert!(Instant::now() < deadline, "the new certificate was never served");
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The old connection still works, and is still the one with the old certificate.
@@ -219,7 +254,9 @@ async fn tls_upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
         while let Ok((stream, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(stream).await else { return };
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
                 let service = service_fn(|_request| async {
                     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
                         bytes::Bytes::from_static(b"{\"tls\":true}"),
