@@ -3,11 +3,11 @@
 
 use crate::support::gateway::basic_yaml;
 use crate::support::keys::{jwks, TestKey};
+use crate::support::servers::RepeatBody;
 use crate::support::sockets::{
     exchange, read_head, read_until_closed, status_of, ConnectionCounter, EchoUpgradeUpstream,
     ScriptedUpstream,
 };
-use crate::support::servers::RepeatBody;
 use crate::support::{client, JwksServer, TestGateway, Upstream};
 use bytes::Bytes;
 use serde_json::Value;
@@ -183,7 +183,7 @@ fn upgrade_request(address: std::net::SocketAddr, token: Option<&str>) -> String
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
     format!(
-        "GET /api/v1/push/feed/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {address}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{authorization}\r\n"
+        "GET /api/v1/events/stream?transport=websocket HTTP/1.1\r\nHost: {address}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{authorization}\r\n"
     )
 }
 

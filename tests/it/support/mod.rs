@@ -11,8 +11,8 @@
 pub mod gateway;
 pub mod keys;
 pub mod raw;
-pub mod sockets;
 pub mod servers;
+pub mod sockets;
 
 pub use gateway::TestGateway;
 pub use keys::{TestKey, Tokens};
