@@ -31,6 +31,12 @@ pub enum Rejection {
     Upstream(#[from] ProxyError),
     #[error("request timed out")]
     RequestTimeout,
+    #[error("request target longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("request headers larger than {0} bytes")]
+    HeadersTooLarge(usize),
+    #[error("malformed request body")]
+    BadBody,
     #[error("not found")]
     NotFound,
     #[error("shutting down")]
@@ -45,7 +51,11 @@ impl Rejection {
             Rejection::Auth(AuthError::NoKeysLoaded) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Auth(_) => StatusCode::UNAUTHORIZED,
             Rejection::Forbidden(_) | Rejection::ImpersonationForbidden => StatusCode::FORBIDDEN,
-            Rejection::BadPath(_) | Rejection::BadForwardAuth(_) => StatusCode::BAD_REQUEST,
+            Rejection::BadPath(_) | Rejection::BadForwardAuth(_) | Rejection::BadBody => {
+                StatusCode::BAD_REQUEST
+            }
+            Rejection::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Rejection::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -74,6 +84,13 @@ impl Rejection {
             Rejection::Feed(error) => {
                 format!("Not Authorized! {}", capitalise_plain(&error.to_string()))
             }
+            Rejection::UriTooLong(limit) => {
+                format!("URI too long: the request target exceeds {limit} bytes")
+            }
+            Rejection::HeadersTooLarge(limit) => {
+                format!("Request header fields too large: the headers exceed {limit} bytes")
+            }
+            Rejection::BadBody => "Bad request: malformed request body".into(),
             Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => {
                 "Gateway timeout: the upstream did not answer in time".into()
             }
@@ -97,6 +114,9 @@ impl Rejection {
             Rejection::Feed(error) => error.reason(),
             Rejection::Upstream(error) => error.reason(),
             Rejection::RequestTimeout => "request_timeout",
+            Rejection::UriTooLong(_) => "uri_too_long",
+            Rejection::HeadersTooLarge(_) => "headers_too_large",
+            Rejection::BadBody => "bad_body",
             Rejection::NotFound => "not_found",
             Rejection::Draining => "draining",
             Rejection::Internal => "internal",

@@ -50,12 +50,23 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     pub shutdown_grace_period: Duration,
     pub log_format: LogFormat,
+    /// Time allowed for a request head to arrive, and for an idle HTTP/1 keep-alive connection
+    /// to send its next request (slowloris protection).
+    pub header_read_timeout: Duration,
+    /// Longest request target (path and query) answered; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Client connections served at once; further connections wait in the listen backlog.
+    pub max_connections: usize,
+    /// One JSON line per request on target `om_gateway::access`.
+    pub access_log: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+    /// How often the files are checked for changes.
+    pub reload_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +83,9 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
+    /// Idle pooled upstream connections are closed after this long.
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -32,6 +32,10 @@ pub struct RawServer {
     pub request_timeout: Option<String>,
     pub shutdown_grace_period: Option<String>,
     pub log_format: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub max_uri_bytes: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub access_log: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -39,6 +43,7 @@ pub struct RawServer {
 pub struct RawServerTls {
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
+    pub reload_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -48,6 +53,8 @@ pub struct RawUpstream {
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
     pub tls: Option<RawUpstreamTls>,
+    pub pool_idle_timeout: Option<String>,
+    pub pool_max_idle_per_host: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

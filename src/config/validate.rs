@@ -48,6 +48,37 @@ impl Problems {
         }
     }
 
+    /// A duration that must be more than zero (a zero timeout would refuse everything).
+    fn positive_duration(
+        &mut self,
+        key: &str,
+        value: Option<&String>,
+        default: Duration,
+    ) -> Duration {
+        let duration = self.duration(key, value, default);
+        if duration.is_zero() {
+            self.add(key, "must be more than 0");
+            return default;
+        }
+        duration
+    }
+
+    /// A count within `range` (inclusive), or `default` when absent.
+    fn bounded(
+        &mut self,
+        key: &str,
+        value: Option<u64>,
+        default: usize,
+        range: (u64, u64),
+    ) -> usize {
+        let Some(value) = value else { return default };
+        if !(range.0..=range.1).contains(&value) {
+            self.add(key, format!("must be between {} and {}", range.0, range.1));
+            return default;
+        }
+        usize::try_from(value).unwrap_or(default)
+    }
+
     fn socket_addr(&mut self, key: &str, value: Option<&String>, default: &str) -> SocketAddr {
         let text = value.map(String::as_str).unwrap_or(default);
         let fallback = || SocketAddr::from(([127, 0, 0, 1], 0));
@@ -258,6 +289,11 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert_file: cert.into(),
             key_file: key.into(),
+            reload_interval: problems.positive_duration(
+                "server.tls.reloadInterval",
+                tls.reload_interval.as_ref(),
+                Duration::from_secs(5),
+            ),
         }),
         (None, None) => None,
         _ => {
@@ -300,6 +336,24 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
             Duration::from_secs(25),
         ),
         log_format,
+        header_read_timeout: problems.positive_duration(
+            "server.headerReadTimeout",
+            raw.header_read_timeout.as_ref(),
+            Duration::from_secs(10),
+        ),
+        max_uri_bytes: problems.bounded(
+            "server.maxUriBytes",
+            raw.max_uri_bytes,
+            8192,
+            (256, 65_000),
+        ),
+        max_connections: problems.bounded(
+            "server.maxConnections",
+            raw.max_connections,
+            10_000,
+            (1, 1_000_000),
+        ),
+        access_log: raw.access_log.unwrap_or(true),
     }
 }
 
@@ -336,6 +390,17 @@ fn build_upstream(raw: RawUpstream, problems: &mut Problems) -> UpstreamConfig {
         ),
         ca_file: tls.ca_file.map(PathBuf::from),
         insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
+        pool_idle_timeout: problems.positive_duration(
+            "upstream.poolIdleTimeout",
+            raw.pool_idle_timeout.as_ref(),
+            Duration::from_secs(90),
+        ),
+        pool_max_idle_per_host: problems.bounded(
+            "upstream.poolMaxIdlePerHost",
+            raw.pool_max_idle_per_host,
+            512,
+            (0, 100_000),
+        ),
     }
 }
 

@@ -7,20 +7,78 @@ use super::ProxyError;
 use crate::config::UpstreamConfig;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Frame, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// What the gateway answers with: the upstream's streamed body, or one it wrote itself.
 pub type GatewayBody = Either<Incoming, Full<Bytes>>;
 
+/// The client's body on its way upstream: the first frame, read before the upstream is
+/// contacted (so that a malformed chunked body is refused without forwarding anything), then
+/// the rest streaming as it arrives.
+pub struct RequestBody {
+    first: Option<Frame<Bytes>>,
+    rest: Incoming,
+}
+
+impl RequestBody {
+    /// Read the first frame of `body` unless it is known to be empty. Errors are the client's:
+    /// a bad chunk size, a length mismatch, or a connection dropped mid-body.
+    pub async fn prefetch(mut body: Incoming) -> Result<RequestBody, hyper::Error> {
+        let first = if body.is_end_stream() {
+            None
+        } else {
+            body.frame().await.transpose()?
+        };
+        Ok(RequestBody { first, rest: body })
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        Pin::new(&mut self.rest).poll_frame(context)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let rest = self.rest.size_hint();
+        let first = self
+            .first
+            .as_ref()
+            .and_then(|frame| frame.data_ref())
+            .map_or(0, |data| data.len() as u64);
+        let mut hint = http_body::SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(first));
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(first));
+        }
+        hint
+    }
+}
+
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 pub struct Forwarder {
-    client: Client<Connector, Incoming>,
+    client: Client<Connector, RequestBody>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     timeout: Duration,
@@ -43,8 +101,9 @@ impl Forwarder {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(512)
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .retry_canceled_requests(true)
             .build(connector);
         let scheme = config
@@ -69,7 +128,7 @@ impl Forwarder {
     /// body still streaming. Headers must already be rewritten by the caller.
     pub async fn forward(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<RequestBody>,
         path_and_query: &str,
     ) -> Result<Response<Incoming>, ProxyError> {
         let uri = Uri::builder()

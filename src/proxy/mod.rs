@@ -13,7 +13,7 @@ pub mod headers;
 #[cfg(test)]
 mod tests;
 
-pub use forward::{Forwarder, GatewayBody};
+pub use forward::{Forwarder, GatewayBody, RequestBody};
 
 use std::time::Duration;
 

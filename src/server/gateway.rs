@@ -12,7 +12,7 @@
 //! `proxy::feed` instead; a successful `loggedInUser` answer gets the feed cookie in hop 6.
 
 use crate::admin::metrics::{method_label, Metrics};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::error::{respond, Rejection};
 use crate::jwks::KeyStore;
 use crate::policy::{normalize_path, Policy};
@@ -21,7 +21,7 @@ use crate::proxy::headers::{
     is_upgrade, set_forwarded_headers, set_identity_headers, strip_hop_by_hop_headers,
     strip_identity_headers, RequestIds, X_IMPERSONATE_USER, X_REQUEST_ID,
 };
-use crate::proxy::{forward_auth, Forwarder, GatewayBody};
+use crate::proxy::{forward_auth, Forwarder, GatewayBody, RequestBody};
 use crate::verify::{Authenticator, Principal};
 use http::{HeaderMap, Method, Request, Response};
 use http_body_util::Either;
@@ -132,10 +132,27 @@ impl Gateway {
         let span = tracing::info_span!("request", id = ?request_id, method = %method);
         self.metrics.inflight_requests.inc();
         let runtime = self.runtime();
-        let (mut response, outcome) = self
-            .serve(&runtime, request, peer, tls)
-            .instrument(span)
-            .await;
+        // requestTimeout bounds everything until the response head: authentication (including
+        // a key refetch), reading the first body frame, and the upstream's answer.
+        let request_timeout = runtime.config.server.request_timeout;
+        let serving = self.serve(&runtime, request, peer, tls).instrument(span);
+        let (mut response, outcome) = match tokio::time::timeout(request_timeout, serving).await {
+            Ok(served) => served,
+            Err(_) => (
+                respond(
+                    &Rejection::RequestTimeout,
+                    &runtime.config.authorizer.principal_domain,
+                )
+                .map(Either::Right),
+                Outcome {
+                    route: "-".into(),
+                    reason: Rejection::RequestTimeout.reason(),
+                    principal: None,
+                    fingerprint: None,
+                    upstream_seconds: None,
+                },
+            ),
+        };
         self.metrics.inflight_requests.dec();
         response
             .headers_mut()
@@ -152,6 +169,9 @@ impl Gateway {
             .observe(elapsed);
         if let Some(upstream) = outcome.upstream_seconds {
             self.metrics.upstream_duration_seconds.observe(upstream);
+        }
+        if !runtime.config.server.access_log {
+            return response;
         }
         tracing::info!(
             target: "om_gateway::access",
@@ -192,6 +212,9 @@ impl Gateway {
         };
         if self.is_draining() && is_upgrade(request.headers()) {
             return reject(Rejection::Draining, outcome);
+        }
+        if let Err(rejection) = check_head_limits(&request, &runtime.config.server) {
+            return reject(rejection, outcome);
         }
         let path = match normalize_path(request.uri().path()) {
             Ok(path) => path.into_owned(),
@@ -260,6 +283,15 @@ impl Gateway {
             Some(query) => format!("{path}?{query}"),
             None => path,
         };
+        let (parts, body) = request.into_parts();
+        let body = match RequestBody::prefetch(body).await {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::debug!(%error, "request body unreadable; nothing forwarded");
+                return reject(Rejection::BadBody, outcome);
+            }
+        };
+        let request = Request::from_parts(parts, body);
         let upstream_started = Instant::now();
         match runtime.forwarder.forward(request, &path_and_query).await {
             Ok(mut response) => {
@@ -433,9 +465,30 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.trim().eq_ignore_ascii_case("https"))
 }
 
+/// The limits hyper leaves to us, answered in JSON: the request target's length (414) and the
+/// head's size (431). hyper's own hard limits sit at twice these.
+fn check_head_limits(request: &Request<Incoming>, server: &ServerConfig) -> Result<(), Rejection> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target > server.max_uri_bytes {
+        return Err(Rejection::UriTooLong(server.max_uri_bytes));
+    }
+    // As counted on the wire: `name: value\r\n` per line, plus the request line.
+    let head = request.headers().iter().fold(
+        target + request.method().as_str().len() + 12,
+        |total, (name, value)| total + name.as_str().len() + value.len() + 4,
+    );
+    if head > server.max_header_bytes {
+        return Err(Rejection::HeadersTooLarge(server.max_header_bytes));
+    }
+    Ok(())
+}
+
 /// Status codes as a bounded label: the common ones exactly, the rest by class.
 fn status_label(status: u16) -> &'static str {
-    const EXACT: [(u16, &str); 18] = [
+    const EXACT: [(u16, &str); 20] = [
         (101, "101"),
         (200, "200"),
         (201, "201"),
@@ -449,7 +502,9 @@ fn status_label(status: u16) -> &'static str {
         (404, "404"),
         (409, "409"),
         (413, "413"),
+        (414, "414"),
         (429, "429"),
+        (431, "431"),
         (500, "500"),
         (502, "502"),
         (503, "503"),

@@ -1,6 +1,11 @@
 //! Accept loops: the proxy listener (HTTP/1.1 and HTTP/2, h2 via ALPN on TLS, h2c by prior
 //! knowledge) and the admin listener. Each connection is watched for graceful shutdown: on
 //! drain the loop stops accepting and open connections finish their requests.
+//!
+//! Connection-level limits live here: at most `max_connections` served at once (further
+//! connections wait in the kernel's listen backlog until one closes), a deadline for the first
+//! byte, the TLS handshake and every request head (slowloris), and hyper's hard header limits.
+//! Per-request limits that can be answered in JSON (414, 431) are the gateway service's.
 
 use super::gateway::Gateway;
 use super::tls::ReloadingTls;
@@ -13,7 +18,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 /// Limits applied to every client connection.
 #[derive(Debug, Clone)]
@@ -21,6 +26,20 @@ pub struct ConnectionSettings {
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
     pub shutdown_grace_period: Duration,
+    pub max_connections: usize,
+}
+
+/// hyper's own header limits sit above the gateway's, so that the gateway sees an oversized
+/// head first and answers 431 in JSON; only a head past twice the limit (or past 1000 header
+/// lines) meets hyper's bare 431.
+const MAX_HEADER_LINES: usize = 1000;
+
+/// The three ways a connection may be served: sniffed (plain TCP: HTTP/1.1 or h2c prior
+/// knowledge), or fixed by the ALPN result on TLS.
+struct Builders {
+    sniffed: Builder<TokioExecutor>,
+    http1: Builder<TokioExecutor>,
+    http2: Builder<TokioExecutor>,
 }
 
 fn connection_builder(settings: &ConnectionSettings) -> Builder<TokioExecutor> {
@@ -28,15 +47,31 @@ fn connection_builder(settings: &ConnectionSettings) -> Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
+        // The timer starts whenever hyper waits for a head, so it also closes idle keep-alive
+        // connections after the same time.
         .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(settings.max_header_bytes.max(8192))
+        .max_buf_size((settings.max_header_bytes * 2).max(8192))
+        .max_headers(MAX_HEADER_LINES)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(settings.max_header_bytes as u32)
-        .max_concurrent_streams(256);
+        .max_header_list_size((settings.max_header_bytes * 2).min(u32::MAX as usize) as u32)
+        .max_concurrent_streams(256)
+        // Dead h2 peers are found by pings instead of lingering until the OS notices.
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
     builder
+}
+
+impl Builders {
+    fn new(settings: &ConnectionSettings) -> Builders {
+        Builders {
+            sniffed: connection_builder(settings),
+            http1: connection_builder(settings).http1_only(),
+            http2: connection_builder(settings).http2_only(),
+        }
+    }
 }
 
 /// Serve the proxy until `shutdown` flips, then drain for at most the grace period.
@@ -47,9 +82,19 @@ pub async fn serve_proxy(
     settings: ConnectionSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(connection_builder(&settings));
+    let builders = Arc::new(Builders::new(&settings));
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
     loop {
+        // Wait for a free slot before accepting: excess connections queue in the backlog
+        // instead of being accepted and starved.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -63,52 +108,56 @@ pub async fn serve_proxy(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let builder = builder.clone();
         let watcher = graceful.watcher();
-        let tls = tls.clone();
-        let handshake_timeout = settings.header_read_timeout;
+        let (tls, gateway, builders) = (tls.clone(), gateway.clone(), builders.clone());
+        let first_byte_timeout = settings.header_read_timeout;
         tokio::spawn(async move {
             let is_tls = tls.is_some();
             let service = service_fn(move |request| {
                 let gateway = gateway.clone();
                 async move { Ok::<_, Infallible>(gateway.handle(request, peer, is_tls).await) }
             });
-            let result =
-                match tls {
-                    None => {
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                    .into_owned(),
-                            )
-                            .await
+            let result = match tls {
+                None => {
+                    // hyper's protocol sniffing waits for bytes without a deadline; a client
+                    // that connects and stays silent is closed here instead.
+                    let mut probe = [0u8; 1];
+                    match tokio::time::timeout(first_byte_timeout, stream.peek(&mut probe)).await {
+                        Ok(Ok(read)) if read > 0 => {}
+                        _ => return drop(slot),
                     }
-                    Some(tls) => {
-                        let acceptor = tls.acceptor();
-                        let stream =
-                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    return tracing::debug!(%error, %peer, "TLS handshake failed")
-                                }
-                                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                            };
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                    .into_owned(),
-                            )
-                            .await
-                    }
-                };
+                    let connection = builders
+                        .sniffed
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+                Some(tls) => {
+                    let handshake = tls.acceptor().accept(stream);
+                    let stream = match tokio::time::timeout(first_byte_timeout, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %peer, "TLS handshake failed");
+                            return drop(slot);
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return drop(slot);
+                        }
+                    };
+                    // ALPN already chose the protocol; sniffing again would only add a wait.
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    let builder = if h2 { &builders.http2 } else { &builders.http1 };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+            };
             if let Err(error) = result {
                 tracing::debug!(error = %error, %peer, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);

@@ -48,7 +48,10 @@ pub struct RunningServer {
     pub admin_address: SocketAddr,
     pub gateway: Arc<Gateway>,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    admin_shutdown: watch::Sender<bool>,
+    proxy_task: tokio::task::JoinHandle<()>,
+    admin_task: tokio::task::JoinHandle<()>,
+    tls_watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn build_key_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<KeyStore>, StartError> {
@@ -97,37 +100,40 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             error,
         })?;
     let (shutdown, shutdown_receiver) = watch::channel(false);
+    // The admin listener outlives the proxy's drain, so that /readyz can say 503 meanwhile.
+    let (admin_shutdown, admin_shutdown_receiver) = watch::channel(false);
     let settings = listen::ConnectionSettings {
         max_header_bytes: config.server.max_header_bytes,
-        header_read_timeout: config
-            .server
-            .request_timeout
-            .min(std::time::Duration::from_secs(30)),
+        header_read_timeout: config.server.header_read_timeout,
         shutdown_grace_period: config.server.shutdown_grace_period,
+        max_connections: config.server.max_connections,
     };
-    let mut tasks = Vec::new();
-    if let Some(tls) = &tls {
-        tasks.push(tls.watch(std::time::Duration::from_secs(5)));
-    }
-    tasks.push(tokio::spawn(listen::serve_proxy(
+    let tls_watcher = match (&tls, &config.server.tls) {
+        (Some(tls), Some(files)) => Some(tls.watch(files.reload_interval)),
+        _ => None,
+    };
+    let proxy_task = tokio::spawn(listen::serve_proxy(
         proxy_listener,
         tls,
         gateway.clone(),
         settings,
-        shutdown_receiver.clone(),
-    )));
-    tasks.push(tokio::spawn(listen::serve_admin(
+        shutdown_receiver,
+    ));
+    let admin_task = tokio::spawn(listen::serve_admin(
         admin_listener,
         gateway.clone(),
-        shutdown_receiver,
-    )));
+        admin_shutdown_receiver,
+    ));
     tracing::info!(proxy = %proxy_address, admin = %admin_address, upstream = %config.upstream.url, "om-gateway serving");
     Ok(RunningServer {
         proxy_address,
         admin_address,
         gateway,
         shutdown,
-        tasks,
+        admin_shutdown,
+        proxy_task,
+        admin_task,
+        tls_watcher,
     })
 }
 
@@ -137,13 +143,15 @@ impl RunningServer {
     pub async fn shutdown(self) {
         self.gateway.start_draining();
         let _ = self.shutdown.send(true);
-        let mut tasks = self.tasks.into_iter();
-        // The proxy loop ends after its drain; the TLS watcher never ends by itself.
-        for task in tasks.by_ref() {
-            if task.is_finished() {
-                continue;
-            }
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(120), task).await;
+        // The proxy loop returns once its connections are done or the grace period is over;
+        // the extra minute only guards against a bug there.
+        let limit = self.gateway.runtime().config.server.shutdown_grace_period
+            + std::time::Duration::from_secs(60);
+        let _ = tokio::time::timeout(limit, self.proxy_task).await;
+        let _ = self.admin_shutdown.send(true);
+        let _ = self.admin_task.await;
+        if let Some(watcher) = self.tls_watcher {
+            watcher.abort();
         }
     }
 

@@ -99,9 +99,23 @@ const CONFIG_KEYS: &[(&str, &[&str])] = &[
             "requestTimeout",
             "shutdownGracePeriod",
             "logFormat",
+            "headerReadTimeout",
+            "maxUriBytes",
+            "maxConnections",
+            "accessLog",
         ],
     ),
-    ("upstream", &["url", "connectTimeout", "timeout", "tls"]),
+    (
+        "upstream",
+        &[
+            "url",
+            "connectTimeout",
+            "timeout",
+            "tls",
+            "poolIdleTimeout",
+            "poolMaxIdlePerHost",
+        ],
+    ),
     (
         "authenticationConfiguration",
         &[

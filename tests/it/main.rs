@@ -3,11 +3,15 @@
 
 mod support;
 
+mod data_path;
 mod deploy;
 mod doctor;
 mod feed;
 mod forward_auth;
 mod inspect;
 mod jwks;
+mod lifecycle;
 mod policy;
+mod smuggling;
 mod spine;
+mod tls;

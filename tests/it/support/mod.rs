@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod keys;
 pub mod raw;
 pub mod servers;
+pub mod sockets;
 
 pub use gateway::TestGateway;
 pub use keys::{TestKey, Tokens};
