@@ -1023,7 +1023,7 @@ async fn an_https_source_is_trusted_through_its_ca_file_and_only_then() {
         &upstream,
         &format!(
             "  keySources:\n    - {{ url: \"{url}\", caFile: \"{}\" }}\n",
-            fixture("tls/ca.pem").display()
+            fixture("tls/keysource-ca.pem").display()
         ),
         "  refreshInterval: 10m\n  minRefreshInterval: 200ms\n",
     );
