@@ -51,9 +51,10 @@ impl Rejection {
             Rejection::Auth(AuthError::NoKeysLoaded) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Auth(_) => StatusCode::UNAUTHORIZED,
             Rejection::Forbidden(_) | Rejection::ImpersonationForbidden => StatusCode::FORBIDDEN,
-            Rejection::BadPath(_) | Rejection::BadForwardAuth(_) | Rejection::BadBody => {
-                StatusCode::BAD_REQUEST
-            }
+            Rejection::BadPath(_)
+            | Rejection::BadForwardAuth(_)
+            | Rejection::BadBody
+            | Rejection::Upstream(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Rejection::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Rejection::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => {
@@ -93,6 +94,9 @@ impl Rejection {
             Rejection::BadBody => "Bad request: malformed request body".into(),
             Rejection::Upstream(ProxyError::Timeout(_)) | Rejection::RequestTimeout => {
                 "Gateway timeout: the upstream did not answer in time".into()
+            }
+            Rejection::Upstream(ProxyError::ClientBody(_)) => {
+                "Bad request: the request body could not be read".into()
             }
             Rejection::Upstream(_) => {
                 "Bad gateway: the upstream OpenMetadata server is unreachable".into()

@@ -224,7 +224,12 @@ fn rsa_key(
     modulus: Vec<u8>,
     exponent: Vec<u8>,
 ) -> Result<ParsedKey, String> {
-    let bits = modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize);
+    // An empty modulus (`"n": ""` or all zeros) is 0 bits; computing it as `len * 8 - 8`
+    // underflowed: a panic in debug builds, killing that source's refresh task
+    // (fuzz/regressions/jwks/empty-rsa-modulus.json).
+    let bits = modulus.first().map_or(0, |first| {
+        modulus.len() * 8 - first.leading_zeros() as usize
+    });
     if bits < MIN_RSA_BITS {
         return Err(format!("RSA modulus of {bits} bits, under {MIN_RSA_BITS}"));
     }

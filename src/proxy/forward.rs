@@ -148,6 +148,9 @@ impl Forwarder {
                 Ok(Err(error)) if error.is_connect() => {
                     return Err(ProxyError::Connect(describe(&error)))
                 }
+                Ok(Err(error)) if client_body_failed(&error) => {
+                    return Err(ProxyError::ClientBody(describe(&error)))
+                }
                 Ok(Err(error)) => return Err(ProxyError::Reset(describe(&error))),
                 Ok(Ok(response)) => response,
             };
@@ -170,6 +173,22 @@ impl Forwarder {
         }
         Ok(response)
     }
+}
+
+/// True when hyper gave up because the body we were sending (the client's) failed: hyper marks
+/// errors from a request body stream as user errors.
+fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn describe(error: &hyper_util::client::legacy::Error) -> String {

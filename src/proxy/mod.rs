@@ -28,6 +28,10 @@ pub enum ProxyError {
     Reset(String),
     #[error("cannot build the upstream request: {0}")]
     BadRequest(String),
+    /// The client's own body broke while it streamed upstream (bad chunk framing, a reset):
+    /// the client's fault, so a 400, not a 502 that would page someone about the upstream.
+    #[error("the request body could not be read: {0}")]
+    ClientBody(String),
 }
 
 impl ProxyError {
@@ -37,6 +41,7 @@ impl ProxyError {
             ProxyError::Timeout(_) => "upstream_timeout",
             ProxyError::Reset(_) => "upstream_reset",
             ProxyError::BadRequest(_) => "upstream_bad_request",
+            ProxyError::ClientBody(_) => "client_body",
         }
     }
 }

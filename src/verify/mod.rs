@@ -14,7 +14,7 @@ mod tests;
 
 pub use bearer::{bearer_token, fingerprint, TokenDigest};
 pub use cache::TokenCache;
-pub use claims::Principal;
+pub use claims::{check_claims, ClaimSettings, Principal};
 pub use token::{decode_unverified, UnverifiedToken};
 
 use crate::admin::metrics::Metrics;
