@@ -3,8 +3,9 @@
 #
 # cargo-fuzz needs nightly only for its sanitizer flags; libFuzzer itself (the libfuzzer-sys
 # crate) and LLVM's SanitizerCoverage instrumentation (-Cpasses=sancov-module) work on stable.
-# So this script builds the targets in fuzz/ with the same coverage flags cargo-fuzz passes for
-# `--sanitizer none`, and runs each for FUZZ_SECONDS (default 40 s, four targets: under 3 min).
+# .ci/fuzz-rustc.sh adds that instrumentation to om-gateway's own crates only, so the build reuses
+# the dependencies `cargo test` already compiled (same target dir, same dev profile: overflow and
+# debug assertions on). Each target then runs FUZZ_SECONDS (default 40 s; four targets < 3 min).
 #
 #   bash .ci/fuzz.sh                       # all targets, 40 s each
 #   FUZZ_SECONDS=300 bash .ci/fuzz.sh path # one target, longer
@@ -18,18 +19,10 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-40}
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=(token jwks config path); fi
-host=$(rustc -vV | sed -n 's/^host: //p')
-target_dir=${CARGO_TARGET_DIR:-$PWD/fuzz/target}
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 
-# --target keeps these flags off build scripts and proc macros (they need no coverage).
-export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \
- -Cllvm-args=-sanitizer-coverage-level=4 \
- -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
- -Cllvm-args=-sanitizer-coverage-pc-table \
- -Cllvm-args=-sanitizer-coverage-trace-compares \
- -Cdebug-assertions -Coverflow-checks"
-echo "fuzz: building ${targets[*]} for $host (stable, SanitizerCoverage + libFuzzer)"
-cargo build --locked --release --manifest-path fuzz/Cargo.toml --target "$host" \
+echo "fuzz: building ${targets[*]} (stable rustc, SanitizerCoverage on om-gateway's crates, libFuzzer)"
+RUSTC_WRAPPER="$PWD/.ci/fuzz-rustc.sh" cargo build --locked --manifest-path fuzz/Cargo.toml \
   --target-dir "$target_dir" $(printf -- '--bin %s ' "${targets[@]}")
 
 work=$(mktemp -d)
@@ -40,7 +33,7 @@ for target in "${targets[@]}"; do
   artifacts="$work/artifacts-$target"
   mkdir -p "$corpus" "$artifacts" "fuzz/regressions/$target"
   status=0
-  "$target_dir/$host/release/$target" "$corpus" "fuzz/seeds/$target" "fuzz/regressions/$target" \
+  "$target_dir/debug/$target" "$corpus" "fuzz/seeds/$target" "fuzz/regressions/$target" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 \
     >"$work/$target.log" 2>&1 || status=$?
@@ -48,8 +41,10 @@ for target in "${targets[@]}"; do
   coverage=$(grep -o 'cov: [0-9]*' "$work/$target.log" | tail -1 || true)
   if [ "$status" -ne 0 ]; then
     failed=1
-    echo "fuzz: $target FAILED (exit $status) after ${runs:-?} runs; the log's end:"
-    tail -40 "$work/$target.log"
+    echo "fuzz: $target FAILED (exit $status) after ${runs:-?} runs:"
+    grep -m5 -E "panicked at|^ERROR: libFuzzer|^SUMMARY|ALARM|out-of-memory" "$work/$target.log" || true
+    echo "fuzz: the log's end:"
+    tail -25 "$work/$target.log"
     for artifact in "$artifacts"/*; do
       [ -e "$artifact" ] || continue
       name="fuzz/regressions/$target/$(basename "$artifact")"

@@ -241,6 +241,90 @@ async fn gateway_with_key_a(
 // === forged tokens, kid tricks, embedded keys ===
 
 #[tokio::test]
+async fn forged_tampered_and_spliced_tokens_are_refused() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let (key, _source, upstream, gateway) = gateway_with_key_a("", "1s").await;
+    let url = gateway.url("/api/v1/tables");
+    let header = json!({"alg": "RS256", "kid": "key-a"});
+    let genuine = signed(&key, &header, &alice_claims());
+    let parts: Vec<&str> = genuine.split('.').collect();
+    // Claims raised to a bot admin, the genuine signature kept.
+    let mut raised = alice_claims();
+    raised["isBot"] = json!(true);
+    raised["roles"] = json!(["Admin"]);
+    raised["sub"] = json!("admin");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(raised.to_string()),
+        parts[2]
+    );
+    // Another genuine token's signature spliced onto these claims.
+    let other = signed(&key, &header, &json!({"sub": "bob", "exp": now() + 60}));
+    let spliced = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        other.split('.').nth(2).unwrap()
+    );
+    // Signed by an untrusted key that claims the trusted kid.
+    let impostor = signed(&TestKey::rsa_b(), &header, &alice_claims());
+    let truncated = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        &parts[2][..parts[2].len() / 2]
+    );
+    let padded = format!("{genuine}==");
+    let four_parts = format!("{genuine}.{}", parts[2]);
+    for (name, token) in [
+        ("tampered", tampered),
+        ("spliced", spliced),
+        ("impostor", impostor),
+        ("truncated", truncated),
+        ("padded", padded),
+        ("four parts", four_parts),
+    ] {
+        assert_eq!(status(&url, &token).await, 401, "{name}");
+    }
+    assert!(upstream.received().is_empty());
+    assert_eq!(status(&url, &genuine).await, 200);
+}
+
+#[tokio::test]
+async fn alg_confusion_hmac_with_the_public_key_and_mismatched_algs_are_refused() {
+    let (key, _source, upstream, gateway) = gateway_with_key_a("", "1s").await;
+    let url = gateway.url("/api/v1/tables");
+    // The classic: HS256 "signed" with the RSA public key (PEM and modulus) as the HMAC secret.
+    let secrets: [&[u8]; 2] = [&key.public_pem, &key.modulus()];
+    for secret in secrets {
+        for algorithm in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            let token = jsonwebtoken::encode(
+                &jsonwebtoken::Header {
+                    kid: Some("key-a".into()),
+                    ..jsonwebtoken::Header::new(algorithm)
+                },
+                &alice_claims(),
+                &EncodingKey::from_secret(secret),
+            )
+            .unwrap();
+            assert_eq!(status(&url, &token).await, 401, "{algorithm:?}");
+        }
+    }
+    // A genuine RS256 signature under a header that names another algorithm (the JWK says RS256).
+    for alg in [
+        "RS384", "RS512", "ES256", "PS256", "rs256", "RS256 ", "none", "None", "NONE", "",
+    ] {
+        let token = signed(&key, &json!({"alg": alg, "kid": "key-a"}), &alice_claims());
+        assert_eq!(status(&url, &token).await, 401, "alg {alg:?}");
+    }
+    let no_alg = signed(&key, &json!({"kid": "key-a"}), &alice_claims());
+    assert_eq!(status(&url, &no_alg).await, 401);
+    assert!(upstream.received().is_empty());
+}
+
+#[tokio::test]
 async fn kid_injection_and_path_tricks_never_find_a_key() {
     let (key, source, upstream, gateway) = gateway_with_key_a("", "30s").await;
     let url = gateway.url("/api/v1/tables");
