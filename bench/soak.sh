@@ -5,7 +5,7 @@
 #   bash bench/soak.sh [SECONDS]        # default 120; three equal phases
 #
 #   phase 1: tokens signed by key A; JWKS serves A
-#   rotate:  JWKS serves A and B, SIGHUP
+#   rotate:  JWKS serves A and B, SIGHUP, 6 s for the refresh to publish B
 #   phase 2: tokens signed by key B
 #   rotate:  JWKS serves B only, SIGHUP (A's tokens leave the cache)
 #   phase 3: tokens signed by key B
@@ -50,22 +50,16 @@ authenticationConfiguration:
 jwks: { refreshInterval: 10s, minRefreshInterval: 1s }
 tokenCache: { maxEntries: 10000, ttl: 5m }
 YAML
-OM_GATEWAY_LOG=warn,om_gateway::access=off "$bin" run --config "$out/gateway.yaml" > "$out/gateway.log" 2>&1 & gateway=$!
+OM_GATEWAY_LOG=warn,om_gateway::server=info "$bin" run --config "$out/gateway.yaml" > "$out/gateway.log" 2>&1 & gateway=$!
 pids+=($gateway)
-# The proxy address: the first listening socket the process owns that is not the admin port.
-proxy=""
-for _ in $(seq 100); do
-  ports=$(ss -ltnpH 2>/dev/null | grep "pid=$gateway," | awk '{print $4}' | sed 's/.*://' | sort -n)
-  [ "$(echo "$ports" | grep -c .)" -ge 2 ] && break
-  sleep 0.1
-done
-for port in $ports; do
-  if curl -fs "http://127.0.0.1:$port/readyz" > /dev/null 2>&1 || curl -s "http://127.0.0.1:$port/healthz" | grep -q '"ok"'; then
-    admin=$port
-  else
-    proxy=$port
-  fi
-done
+# Both addresses come from the "om-gateway serving" log line (the config asks for port 0).
+for _ in $(seq 100); do grep -q 'om-gateway serving' "$out/gateway.log" && break; sleep 0.1; done
+read -r proxy admin < <(python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    try: event = json.loads(line)
+    except ValueError: continue
+    if event.get("message") == "om-gateway serving":
+        print(event["proxy"].rsplit(":", 1)[1], event["admin"].rsplit(":", 1)[1]); break' "$out/gateway.log")
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$admin/readyz" > /dev/null && break; sleep 0.1; done
 
 mint() { # private key, kid, count → file of tokens
@@ -97,6 +91,10 @@ load() { # tokens file, seconds, label
 echo "soak: gateway pid $gateway proxy 127.0.0.1:$proxy admin 127.0.0.1:$admin, ${total}s, $connections connections, out $out"
 load "$out/tokens-a" "$phase" 1-key-a
 echo "{\"keys\":[$jwk_a,$jwk_b]}" > "$out/jwks.json"; kill -HUP "$gateway"
+# Publish before use, as identity providers do: wait out the key endpoint's max-age (5 s) so the
+# scheduled refresh picks B up. Signing with B at once would get 401s for up to
+# minRefreshInterval (an unknown kid refetches at most that often, by design).
+sleep 6
 load "$out/tokens-b" "$phase" 2-key-b-rotated-in
 echo "{\"keys\":[$jwk_b]}" > "$out/jwks.json"; kill -HUP "$gateway"
 load "$out/tokens-b" "$phase" 3-key-a-retired
