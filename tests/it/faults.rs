@@ -48,6 +48,9 @@ async fn provoke_fetch(source: &JwksServer, url: &str, key: &TestKey) {
     }
 }
 
+/// One change to how the key endpoint behaves.
+type BehaviourChange = dyn Fn(&mut crate::support::servers::JwksBehaviour);
+
 async fn readyz(gateway: &TestGateway) -> (u16, Value) {
     let response = client()
         .get(gateway.admin_url("/readyz"))
@@ -103,10 +106,7 @@ async fn key_source_down_garbage_or_huge_after_load_keeps_the_last_good_keys() {
     let gateway = gateway_for(&source, &upstream.url(), "").await;
     let url = gateway.url("/api/v1/tables");
     let token = key.tokens().personal();
-    let faults: Vec<(
-        &str,
-        Box<dyn Fn(&mut crate::support::servers::JwksBehaviour)>,
-    )> = vec![
+    let faults: Vec<(&str, Box<BehaviourChange>)> = vec![
         ("connection dropped", Box::new(|b| b.drop_connection = true)),
         (
             "500",

@@ -505,9 +505,7 @@ fn disguised_paths_get_the_same_status_as_their_normal_form_through_the_gateway(
     use proptest::strategy::{Strategy, ValueTree};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (key, _source, _upstream, gateway) = runtime.block_on(gateway_with_key_a(
-        &format!(
-        "routes:\n  - name: bots\n    match: {{ pathPrefix: /api/v1/bots }}\n    require: {{ isBot: true }}\n  - name: tables\n    match: {{ pathPrefix: /api/v1/tables }}\n    require: {{}}\ndefaultRoute: {{ deny: true }}\n"
-        ),
+        "routes:\n  - name: bots\n    match: { pathPrefix: /api/v1/bots }\n    require: { isBot: true }\n  - name: tables\n    match: { pathPrefix: /api/v1/tables }\n    require: {}\ndefaultRoute: { deny: true }\n",
         "1s",
     ));
     let token = key.tokens().personal();
@@ -631,7 +629,7 @@ async fn request_smuggling_attempts_never_reach_the_upstream_as_a_second_request
 #[tokio::test]
 async fn slowloris_connections_are_cut_and_a_flood_of_idle_connections_does_not_starve_requests() {
     let (key, _source, _upstream, gateway) =
-        gateway_with_key_a("server:\n  requestTimeout: 2s\n", "1s").await;
+        gateway_with_key_a("server:\n  headerReadTimeout: 2s\n", "1s").await;
     let token = key.tokens().personal();
     // 200 idle connections and one slowloris trickling a header line every 300 ms.
     let mut idle = Vec::new();
