@@ -22,7 +22,8 @@ if [ "$#" -gt 0 ]; then targets=("$@"); else targets=(token jwks config path); f
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 
 echo "fuzz: building ${targets[*]} (stable rustc, SanitizerCoverage on om-gateway's crates, libFuzzer)"
-RUSTC_WRAPPER="$PWD/.ci/fuzz-rustc.sh" cargo build --locked --manifest-path fuzz/Cargo.toml \
+# No --locked: fuzz/Cargo.lock pins what it has and takes in dependencies main adds later.
+RUSTC_WRAPPER="$PWD/.ci/fuzz-rustc.sh" cargo build --manifest-path fuzz/Cargo.toml \
   --target-dir "$target_dir" $(printf -- '--bin %s ' "${targets[@]}")
 
 work=$(mktemp -d)
