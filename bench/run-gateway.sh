@@ -14,7 +14,7 @@
 #           it (cache full at its default maxEntries 100000), then after a hot run.
 #
 # env: ROUNDS=3 DURATION=10s (shared, passed to run.sh with the rest of its knobs)
-#      FRESH_ROUNDS=3 FRESH_DURATION=5s FRESH_TOKENS=250000 CONNS=32 THREADS=1
+#      FRESH_ROUNDS=3 FRESH_DURATION=5s FRESH_TOKENS=200000 CONNS=32 THREADS=1
 #      ACCESS_LOG=off|on   (on: the gateway logs every request to stdout, written to a file)
 #      GATEWAY_BIN=path    (skip the build and use this binary)
 #      WORKER_THREADS=     (OM_GATEWAY_WORKER_THREADS for the gateway, if set)
@@ -31,7 +31,7 @@ export GWBENCH_DIR=$WORK
 PHASES=${*:-shared fresh rss}
 FRESH_ROUNDS=${FRESH_ROUNDS:-3}
 FRESH_DURATION=${FRESH_DURATION:-5s}
-FRESH_TOKENS=${FRESH_TOKENS:-250000}
+FRESH_TOKENS=${FRESH_TOKENS:-200000}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
 ACCESS_LOG=${ACCESS_LOG:-off}
