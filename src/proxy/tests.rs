@@ -208,7 +208,7 @@ fn feed_path_and_logged_in_user_matching() {
 
 /// Request ids: generated ones are `<prefix>-<hex counter>`, sane client ones are kept.
 mod request_ids {
-    use super::headers::{RequestIds, X_REQUEST_ID};
+    use crate::proxy::headers::{RequestIds, X_REQUEST_ID};
     use http::{HeaderMap, HeaderValue};
 
     #[test]
