@@ -30,6 +30,9 @@ pub struct ParsedKey {
     pub algorithm: Option<Algorithm>,
     pub family: KeyFamily,
     pub decoding_key: DecodingKey,
+    /// RSA keys parsed once for RS256, the common case: verifying through `decoding_key`
+    /// rebuilds the key (and its Montgomery constants) on every token.
+    pub rs256: Option<aws_lc_rs::signature::ParsedPublicKey>,
     /// Big-endian RSA modulus without leading zeros, to recognise known keys.
     pub modulus: Option<Vec<u8>>,
     pub bits: usize,
@@ -181,6 +184,7 @@ pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, String> {
                 algorithm: Some(expected),
                 family,
                 decoding_key,
+                rs256: None,
                 modulus: None,
                 bits: width * 8,
                 thumbprint: thumbprint(&[&x, &y]),
@@ -241,6 +245,12 @@ fn rsa_key(
         algorithm,
         family: KeyFamily::Rsa,
         decoding_key: DecodingKey::from_rsa_raw_components(&modulus, &exponent),
+        rs256: aws_lc_rs::signature::RsaPublicKeyComponents {
+            n: &modulus,
+            e: &exponent,
+        }
+        .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
+        .ok(),
         thumbprint: thumbprint(&[&modulus, &exponent]),
         modulus: Some(modulus),
         bits,
@@ -296,6 +306,7 @@ pub fn parse_pem(pem: &[u8], kid: Option<String>) -> Result<ParsedKey, ParseErro
                 algorithm: None,
                 family: KeyFamily::Rsa,
                 decoding_key,
+                rs256: None,
                 modulus: None,
                 bits: 0,
                 thumbprint: thumbprint(&[&block.contents]),
@@ -340,6 +351,7 @@ fn key_from_spki(
                 algorithm: Some(algorithm),
                 family,
                 decoding_key,
+                rs256: None,
                 modulus: None,
                 bits: width * 8,
                 thumbprint: thumbprint(&[x, y]),

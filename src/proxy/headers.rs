@@ -157,7 +157,16 @@ impl RequestIds {
             }
         }
         let number = self.counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{number:x}", self.prefix))
+        // `<prefix>-<hex counter>` built by hand: this runs on every request.
+        let mut id = Vec::with_capacity(self.prefix.len() + 17);
+        id.extend_from_slice(self.prefix.as_bytes());
+        id.push(b'-');
+        let digits = (64 - number.leading_zeros()).div_ceil(4).max(1);
+        for shift in (0..digits).rev() {
+            let digit = char::from_digit(((number >> (shift * 4)) & 0xf) as u32, 16);
+            id.push(digit.map_or(b'0', |d| d as u8));
+        }
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(id))
             .unwrap_or(HeaderValue::from_static("unknown"))
     }
 }

@@ -205,3 +205,34 @@ fn feed_path_and_logged_in_user_matching() {
     ));
     assert!(!is_logged_in_user(&get, "/api/v1/users/loggedInUser/x"));
 }
+
+/// Request ids: generated ones are `<prefix>-<hex counter>`, sane client ones are kept.
+mod request_ids {
+    use crate::proxy::headers::{RequestIds, X_REQUEST_ID};
+    use http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn generated_request_ids_are_prefix_dash_hex_counter() {
+        let ids = RequestIds::new();
+        let empty = HeaderMap::new();
+        let generated: Vec<String> = (0..20)
+            .map(|_| ids.take_or_generate(&empty).to_str().unwrap().to_string())
+            .collect();
+        let (prefix, _) = generated[0].split_once('-').unwrap();
+        assert_eq!(prefix.len(), 8);
+        assert!(prefix.bytes().all(|b| b.is_ascii_hexdigit()));
+        for (n, id) in (1u64..).zip(&generated) {
+            assert_eq!(*id, format!("{prefix}-{n:x}"));
+        }
+        // A sane client id is kept as it is; an unsafe one is replaced.
+        let check = |client: &str, kept: bool| {
+            let mut headers = HeaderMap::new();
+            headers.insert(X_REQUEST_ID.clone(), HeaderValue::from_str(client).unwrap());
+            let id = ids.take_or_generate(&headers);
+            assert_eq!(id == client, kept, "{client}");
+        };
+        check("abc-123_x.y:z", true);
+        check("has space", false);
+        check(&"x".repeat(129), false);
+    }
+}

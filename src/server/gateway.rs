@@ -129,13 +129,17 @@ impl Gateway {
         // Hop 2: request id and span.
         let request_id = self.request_ids.take_or_generate(request.headers());
         let method = request.method().clone();
-        let span = tracing::info_span!("request", id = ?request_id, method = %method);
+        // Debug level: an enabled span costs a formatted copy of its fields per request even
+        // where no line prints them (JSON logs omit spans); lines that matter carry the id.
+        let span = tracing::debug_span!("request", id = ?request_id, method = %method);
         self.metrics.inflight_requests.inc();
         let runtime = self.runtime();
         // requestTimeout bounds everything until the response head: authentication (including
         // a key refetch), reading the first body frame, and the upstream's answer.
         let request_timeout = runtime.config.server.request_timeout;
-        let serving = self.serve(&runtime, request, peer, tls).instrument(span);
+        let serving = self
+            .serve(&runtime, request, peer, tls, &request_id)
+            .instrument(span);
         let (mut response, outcome) = match tokio::time::timeout(request_timeout, serving).await {
             Ok(served) => served,
             Err(_) => (
@@ -194,6 +198,7 @@ impl Gateway {
         mut request: Request<Incoming>,
         peer: SocketAddr,
         tls: bool,
+        request_id: &http::HeaderValue,
     ) -> (Response<GatewayBody>, Outcome) {
         let mut outcome = Outcome {
             route: "-".into(),
@@ -224,7 +229,11 @@ impl Gateway {
             }
         };
         let forward_auth_path = &runtime.config.forward_auth_path;
-        if path == *forward_auth_path || path.starts_with(&format!("{forward_auth_path}/")) {
+        // Compared without building "{path}/" per request.
+        let is_forward_auth = path
+            .strip_prefix(forward_auth_path.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if is_forward_auth {
             outcome.route = "forward-auth".into();
             let response =
                 forward_auth::answer(self, runtime, &request, &path, outcome_fields(&mut outcome))
@@ -319,7 +328,11 @@ impl Gateway {
                 }
             }
             Err(error) => {
-                tracing::warn!(error = %error, "upstream request failed");
+                tracing::warn!(
+                    request_id = request_id.to_str().unwrap_or(""),
+                    error = %error,
+                    "upstream request failed"
+                );
                 outcome.upstream_seconds = Some(upstream_started.elapsed().as_secs_f64());
                 reject(Rejection::Upstream(error), outcome)
             }

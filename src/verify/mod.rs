@@ -101,8 +101,10 @@ pub struct Authenticated {
 pub struct Authenticator {
     settings: claims::ClaimSettings,
     key_store: Arc<KeyStore>,
-    cache: TokenCache,
-    metrics: Arc<Metrics>,
+    cache: Arc<TokenCache>,
+    /// Resolved once: `with_label_values` hashes the labels and takes a lock on every call.
+    cache_hits: prometheus::IntCounter,
+    cache_misses: prometheus::IntCounter,
 }
 
 impl Authenticator {
@@ -112,15 +114,26 @@ impl Authenticator {
             config.token_cache.ttl,
             config.auth.clock_skew,
         );
-        let evict = cache.clone();
+        let cache = Arc::new(cache);
+        // Weak: the key store outlives reloads, and must not keep a replaced generation's cache
+        // (up to maxEntries principals) alive.
+        let evict = Arc::downgrade(&cache);
         key_store.on_keys_removed(Box::new(move |thumbprints| {
-            evict.evict_signed_by(thumbprints)
+            if let Some(cache) = evict.upgrade() {
+                cache.evict_signed_by(thumbprints)
+            }
         }));
+        let counter = |result: &str| {
+            metrics
+                .token_cache_requests_total
+                .with_label_values(&[result])
+        };
         Authenticator {
             settings: claims::ClaimSettings::from_config(config),
             key_store,
             cache,
-            metrics,
+            cache_hits: counter("hit"),
+            cache_misses: counter("miss"),
         }
     }
 
@@ -141,20 +154,14 @@ impl Authenticator {
     pub async fn authenticate_token(&self, token: &str) -> Result<Authenticated, AuthError> {
         let digest = TokenDigest::of(token);
         if let Some(principal) = self.cache.get(&digest) {
-            self.metrics
-                .token_cache_requests_total
-                .with_label_values(&["hit"])
-                .inc();
+            self.cache_hits.inc();
             return Ok(Authenticated {
                 principal,
                 fingerprint: digest.fingerprint(),
                 cache_hit: true,
             });
         }
-        self.metrics
-            .token_cache_requests_total
-            .with_label_values(&["miss"])
-            .inc();
+        self.cache_misses.inc();
         let generation = self.key_store.removal_generation();
         let principal = Arc::new(self.verify(token).await?);
         self.cache.insert(digest, principal.clone());

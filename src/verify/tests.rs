@@ -1,1 +1,137 @@
+//! Unit tests for verification details the integration tests do not isolate: the RS256 path on
+//! keys parsed once at load time, and fingerprints.
 
+use super::{fingerprint, AuthError, Authenticator, TokenDigest};
+use crate::admin::metrics::Metrics;
+use crate::config::{ConfigText, LoadInput};
+use crate::jwks::KeyStore;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
+
+fn authenticator() -> Authenticator {
+    let environment: HashMap<String, String> = HashMap::new();
+    let yaml = format!(
+        "upstream: {{ url: 'http://127.0.0.1:9' }}\n\
+         authenticationConfiguration:\n\
+         \x20 publicKeyFiles:\n\
+         \x20   - {{ file: '{KEYS}/rsa-a.pub.pem', kid: a }}\n\
+         \x20   - {{ file: '{KEYS}/rsa-4096.pub.pem', kid: big }}\n"
+    );
+    let config = crate::config::load(LoadInput {
+        gateway_file: Some(ConfigText {
+            name: "t.yaml".into(),
+            text: yaml,
+        }),
+        openmetadata_file: None,
+        environment: &environment,
+    })
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let store = KeyStore::new(
+        &config.auth.key_sources,
+        &config.auth.key_files,
+        config.jwks.clone(),
+        metrics.clone(),
+    )
+    .unwrap();
+    Authenticator::new(&config, store, metrics)
+}
+
+fn token(private_key: &str, kid: &str, alg: jsonwebtoken::Algorithm) -> String {
+    let pem = std::fs::read(format!("{KEYS}/{private_key}")).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = Some(kid.into());
+    let claims = serde_json::json!({
+        "iss": "open-metadata.org", "sub": "ingestion-bot", "isBot": true,
+        "email": "ingestion-bot@open-metadata.org", "exp": 4102444800u64,
+    });
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+/// Flip one bit in the middle of the signature (still valid base64url).
+fn flip_signature(token: &str) -> String {
+    let (rest, signature) = token.rsplit_once('.').unwrap();
+    let mut chars: Vec<char> = signature.chars().collect();
+    let middle = chars.len() / 2;
+    chars[middle] = if chars[middle] == 'A' { 'B' } else { 'A' };
+    format!("{rest}.{}", chars.into_iter().collect::<String>())
+}
+
+#[tokio::test]
+async fn rs256_on_keys_parsed_at_load_accepts_good_and_refuses_bad_signatures() {
+    let authenticator = authenticator();
+    let rs256 = jsonwebtoken::Algorithm::RS256;
+    let good_2048 = token("rsa-a.pem", "a", rs256);
+    let good_4096 = token("rsa-4096.pem", "big", rs256);
+    let cases: Vec<(&str, String, Result<(), AuthError>)> = vec![
+        ("2048-bit key", good_2048.clone(), Ok(())),
+        ("4096-bit key", good_4096.clone(), Ok(())),
+        (
+            "flipped bit, 2048",
+            flip_signature(&good_2048),
+            Err(AuthError::BadSignature),
+        ),
+        (
+            "flipped bit, 4096",
+            flip_signature(&good_4096),
+            Err(AuthError::BadSignature),
+        ),
+        // Signed by the 2048-bit key but naming the 4096-bit key's kid.
+        (
+            "wrong key for kid",
+            token("rsa-a.pem", "big", rs256),
+            Err(AuthError::BadSignature),
+        ),
+        (
+            "signed by another key",
+            token("rsa-b.pem", "a", rs256),
+            Err(AuthError::BadSignature),
+        ),
+    ];
+    for (name, token, expected) in cases {
+        let got = authenticator.verify(&token).await.map(|_| ());
+        assert_eq!(got, expected, "{name}");
+    }
+    for key in authenticator.key_store().all_keys() {
+        assert!(
+            key.key.rs256.is_some(),
+            "RSA keys carry a pre-parsed RS256 key"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cached_token_is_a_hit_with_the_same_fingerprint() {
+    let authenticator = authenticator();
+    let token = token("rsa-a.pem", "a", jsonwebtoken::Algorithm::RS256);
+    let first = authenticator.authenticate_token(&token).await.unwrap();
+    let second = authenticator.authenticate_token(&token).await.unwrap();
+    assert!(!first.cache_hit);
+    assert!(second.cache_hit);
+    assert_eq!(first.fingerprint, fingerprint(&token));
+    assert_eq!(second.fingerprint, first.fingerprint);
+    // A refused token is never cached.
+    let bad = flip_signature(&token);
+    for _ in 0..2 {
+        assert_eq!(
+            authenticator.authenticate_token(&bad).await.unwrap_err(),
+            AuthError::BadSignature
+        );
+    }
+}
+
+#[test]
+fn fingerprints_are_the_first_four_digest_bytes_in_lower_hex() {
+    fn check(bytes: [u8; 4], expected: &str) {
+        let mut digest = [0u8; 32];
+        digest[..4].copy_from_slice(&bytes);
+        digest[4] = 0xff; // never part of the fingerprint
+        assert_eq!(TokenDigest(digest).fingerprint(), expected);
+    }
+    check([0, 0, 0, 0], "00000000");
+    check([0x01, 0x23, 0xab, 0xcd], "0123abcd");
+    check([0xff, 0xf0, 0x0f, 0x10], "fff00f10");
+}

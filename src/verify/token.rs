@@ -131,13 +131,28 @@ pub async fn find_verifying_key(
             outcome = AuthError::KeyNotBound(key.key.kid.clone().unwrap_or_default());
             continue;
         }
-        let verified = jsonwebtoken::crypto::verify(
-            token.signature,
-            token.signing_input.as_bytes(),
-            &key.key.decoding_key,
-            token.algorithm,
-        );
-        if let Ok(true) = verified {
+        let verified =
+            match (&key.key.rs256, token.algorithm) {
+                // Same check as jsonwebtoken's RS256 (PKCS#1 v1.5, SHA-256, 2048–8192 bits), on the
+                // key parsed once at load time.
+                (Some(parsed), Algorithm::RS256) => URL_SAFE_NO_PAD
+                    .decode(token.signature)
+                    .is_ok_and(|signature| {
+                        parsed
+                            .verify_sig(token.signing_input.as_bytes(), &signature)
+                            .is_ok()
+                    }),
+                _ => matches!(
+                    jsonwebtoken::crypto::verify(
+                        token.signature,
+                        token.signing_input.as_bytes(),
+                        &key.key.decoding_key,
+                        token.algorithm,
+                    ),
+                    Ok(true)
+                ),
+            };
+        if verified {
             return Ok(key);
         }
         outcome = AuthError::BadSignature;

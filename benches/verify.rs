@@ -1,0 +1,68 @@
+//! Token verification: a cache hit (SHA-256 + lookup) against a full RS256 check (the miss path),
+//! for 2048- and 4096-bit keys, and the cost of inserting into the cache.
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use om_gateway::verify::{Principal, TokenCache, TokenDigest};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn verify(c: &mut Criterion) {
+    let config = common::key_config();
+    let authenticator = common::authenticator(&config);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("verify");
+    for (bits, file, kid) in [
+        (2048, "rsa-a.pem", "rsa-2048"),
+        (4096, "rsa-4096.pem", "rsa-4096"),
+    ] {
+        let token = common::bot_token(file, kid, 1);
+        // Prime the cache, and prove the token is accepted at all.
+        runtime
+            .block_on(authenticator.authenticate_token(&token))
+            .expect("bench token verifies");
+        group.bench_with_input(BenchmarkId::new("cache_hit", bits), &token, |b, token| {
+            b.iter(|| {
+                runtime
+                    .block_on(authenticator.authenticate_token(black_box(token)))
+                    .map(|a| a.cache_hit)
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("miss_full_check", bits),
+            &token,
+            |b, token| b.iter(|| runtime.block_on(authenticator.verify(black_box(token)))),
+        );
+    }
+    group.finish();
+
+    // A miss also pays one insert (and moka's eviction bookkeeping once full).
+    let token = common::bot_token("rsa-a.pem", "rsa-2048", 2);
+    let principal: Arc<Principal> = Arc::new(
+        runtime
+            .block_on(authenticator.verify(&token))
+            .expect("verifies"),
+    );
+    let cache = TokenCache::new(100_000, Duration::from_secs(300), Duration::from_secs(30));
+    let mut counter = 0u64;
+    c.bench_function("verify/cache_insert", |b| {
+        b.iter(|| {
+            counter += 1;
+            cache.insert(
+                TokenDigest::of(&counter.to_string()),
+                black_box(principal.clone()),
+            )
+        })
+    });
+    c.bench_function("verify/sha256_digest_711_bytes", |b| {
+        let token = "x".repeat(711);
+        b.iter(|| TokenDigest::of(black_box(&token)))
+    });
+}
+
+criterion_group! { name = benches; config = common::criterion(); targets = verify }
+criterion_main!(benches);
