@@ -200,3 +200,15 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<F
     );
     response
 }
+
+/// An error and its causes on one line: HTTP client errors hide the useful part in `source()`.
+pub fn describe_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

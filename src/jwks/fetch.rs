@@ -169,18 +169,6 @@ fn transport_error(error: &reqwest::Error, timeout: Duration) -> FetchError {
     if error.is_timeout() {
         FetchError::Timeout(timeout)
     } else {
-        FetchError::Transport(describe(error))
+        FetchError::Transport(crate::error::describe_chain(error))
     }
-}
-
-/// reqwest's Display hides the cause; walk the chain for a useful line.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -142,18 +142,19 @@ impl Forwarder {
         request.headers_mut().remove(http::header::HOST);
         let client_upgrade =
             is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
-        let mut response =
-            match tokio::time::timeout(self.timeout, self.client.request(request)).await {
-                Err(_) => return Err(ProxyError::Timeout(self.timeout)),
-                Ok(Err(error)) if error.is_connect() => {
-                    return Err(ProxyError::Connect(describe(&error)))
-                }
-                Ok(Err(error)) if client_body_failed(&error) => {
-                    return Err(ProxyError::ClientBody(describe(&error)))
-                }
-                Ok(Err(error)) => return Err(ProxyError::Reset(describe(&error))),
-                Ok(Ok(response)) => response,
-            };
+        let mut response = match tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+        {
+            Err(_) => return Err(ProxyError::Timeout(self.timeout)),
+            Ok(Err(error)) if error.is_connect() => {
+                return Err(ProxyError::Connect(crate::error::describe_chain(&error)))
+            }
+            Ok(Err(error)) if client_body_failed(&error) => {
+                return Err(ProxyError::ClientBody(crate::error::describe_chain(&error)))
+            }
+            Ok(Err(error)) => return Err(ProxyError::Reset(crate::error::describe_chain(&error))),
+            Ok(Ok(response)) => response,
+        };
         if let Some(client_upgrade) = client_upgrade {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -189,15 +190,4 @@ fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
         source = cause.source();
     }
     false
-}
-
-fn describe(error: &hyper_util::client::legacy::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -3,38 +3,18 @@
 //! conflicting descriptions refused, and the upstream never called. Then a real nginx running the
 //! shipped deploy/nginx/om-gateway-auth.conf in front of an upstream.
 
-use crate::support::gateway::basic_yaml;
-use crate::support::keys::{jwks, TestKey};
+use crate::support::client;
 use crate::support::raw::{raw_request, RawResponse};
-use crate::support::{client, JwksServer, TestGateway, Upstream};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RULES: &str = "routes:\n  - name: bots-admin\n    match: { pathPrefix: /api/v1/bots }\n    require: { rolesAny: [ Admin ] }\n";
 
-struct Setup {
-    key: TestKey,
-    _jwks: JwksServer,
-    upstream: Upstream,
-    gateway: TestGateway,
-}
+use crate::support::gateway::Stack as Setup;
 
 async fn setup() -> Setup {
-    let key = TestKey::rsa_a();
-    let jwks_server = JwksServer::start(jwks(&[key.jwk()])).await;
-    let upstream = Upstream::start().await;
-    let yaml = format!(
-        "{}{RULES}",
-        basic_yaml(&upstream.url(), &[jwks_server.url()])
-    );
-    let gateway = TestGateway::start_ready(&yaml).await;
-    Setup {
-        key,
-        _jwks: jwks_server,
-        upstream,
-        gateway,
-    }
+    Setup::start(RULES).await
 }
 
 /// One forward-auth question and the answer expected.

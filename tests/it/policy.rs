@@ -2,10 +2,9 @@
 //! path the rules read, 403s name the rule, every decision is counted, and the OpenMetadata
 //! preset loads and decides as its comments promise.
 
-use crate::support::gateway::basic_yaml;
-use crate::support::keys::{jwks, TestKey};
+use crate::support::client;
+use crate::support::keys::TestKey;
 use crate::support::raw::raw_request;
-use crate::support::{client, JwksServer, TestGateway, Upstream};
 use om_gateway::cli::TokenRequest;
 use om_gateway::config::{load, ConfigText, LoadInput};
 use om_gateway::policy::Policy;
@@ -16,28 +15,10 @@ use std::sync::Arc;
 const BOTS_RULE: &str = "authorizerConfiguration:\n  adminPrincipals: [ admin ]\n\
 routes:\n  - name: bots-admin\n    match: { pathPrefix: /api/v1/bots }\n    require: { rolesAny: [ Admin ] }\n";
 
-struct Setup {
-    key: TestKey,
-    _jwks: JwksServer,
-    upstream: Upstream,
-    gateway: TestGateway,
-}
+use crate::support::gateway::Stack as Setup;
 
 async fn setup(extra_yaml: &str) -> Setup {
-    let key = TestKey::rsa_a();
-    let jwks_server = JwksServer::start(jwks(&[key.jwk()])).await;
-    let upstream = Upstream::start().await;
-    let yaml = format!(
-        "{}{extra_yaml}",
-        basic_yaml(&upstream.url(), &[jwks_server.url()])
-    );
-    let gateway = TestGateway::start_ready(&yaml).await;
-    Setup {
-        key,
-        _jwks: jwks_server,
-        upstream,
-        gateway,
-    }
+    Setup::start(extra_yaml).await
 }
 
 fn admin_token(key: &TestKey) -> String {

@@ -5,29 +5,11 @@ use crate::support::keys::{jwks, raw_token, TestKey};
 use crate::support::{client, JwksServer, TestGateway, Upstream};
 use serde_json::{json, Value};
 
-struct Setup {
-    key: TestKey,
-    jwks: JwksServer,
-    upstream: Upstream,
-    gateway: TestGateway,
-}
+use crate::support::gateway::Stack as Setup;
 
 /// An upstream, an OpenMetadata-form key endpoint with key A, and a ready gateway in front.
 async fn setup_with(extra_yaml: &str) -> Setup {
-    let key = TestKey::rsa_a();
-    let jwks_server = JwksServer::start(jwks(&[key.openmetadata_jwk()])).await;
-    let upstream = Upstream::start().await;
-    let yaml = format!(
-        "{}{extra_yaml}",
-        basic_yaml(&upstream.url(), &[jwks_server.url()])
-    );
-    let gateway = TestGateway::start_ready(&yaml).await;
-    Setup {
-        key,
-        jwks: jwks_server,
-        upstream,
-        gateway,
-    }
+    Setup::start_openmetadata_form(extra_yaml).await
 }
 
 async fn setup() -> Setup {

@@ -110,3 +110,41 @@ pub fn basic_yaml(upstream: &str, key_urls: &[String]) -> String {
         "upstream:\n  url: {upstream}\nauthenticationConfiguration:\n  publicKeyUrls: [ {urls} ]\njwks:\n  minRefreshInterval: 1s\n  fetchTimeout: 2s\n"
     )
 }
+
+/// The usual cast of a test: key A published by a JwksServer, an Upstream, and a ready gateway in
+/// front of it configured by `basic_yaml` plus `extra_yaml`.
+pub struct Stack {
+    pub key: super::TestKey,
+    pub jwks: super::JwksServer,
+    pub upstream: super::Upstream,
+    pub gateway: TestGateway,
+}
+
+impl Stack {
+    /// Key A as a standard RFC 7517 JWK.
+    pub async fn start(extra_yaml: &str) -> Stack {
+        let key = super::TestKey::rsa_a();
+        let jwk = key.jwk();
+        Stack::with_jwk(key, jwk, extra_yaml).await
+    }
+
+    /// Key A in OpenMetadata's own JWKS form (padded base64url, leading zero byte).
+    pub async fn start_openmetadata_form(extra_yaml: &str) -> Stack {
+        let key = super::TestKey::rsa_a();
+        let jwk = key.openmetadata_jwk();
+        Stack::with_jwk(key, jwk, extra_yaml).await
+    }
+
+    async fn with_jwk(key: super::TestKey, jwk: serde_json::Value, extra_yaml: &str) -> Stack {
+        let jwks = super::JwksServer::start(super::keys::jwks(&[jwk])).await;
+        let upstream = super::Upstream::start().await;
+        let yaml = format!("{}{extra_yaml}", basic_yaml(&upstream.url(), &[jwks.url()]));
+        let gateway = TestGateway::start_ready(&yaml).await;
+        Stack {
+            key,
+            jwks,
+            upstream,
+            gateway,
+        }
+    }
+}
