@@ -1,3 +1,4 @@
+//! Compiled only under `#[cfg(test)]` (declared in this directory's mod.rs): tests may unwrap.
 //! Configuration parsing as tables: input bytes and an environment map in, typed values or
 //! located problems out. The process environment is never touched.
 

@@ -1,3 +1,4 @@
+//! Compiled only under `#[cfg(test)]` (declared in this directory's mod.rs): tests may unwrap.
 //! Key documents in every accepted form and every broken one, and the refresh schedule.
 
 use super::parse::{

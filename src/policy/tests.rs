@@ -1,3 +1,4 @@
+//! Compiled only under `#[cfg(test)]` (declared in this directory's mod.rs): tests may unwrap.
 //! Route matching, requirements and path normalisation, as tables through one `check` helper each.
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Compiled only under `#[cfg(test)]` (declared in this directory's mod.rs): tests may unwrap.
 //! The activity feed's cookie: issue, verify, and every way a feed request is judged.
 
 use super::feed::{FeedError, FeedSessions, COOKIE_LIFETIME};

@@ -1,3 +1,4 @@
+//! Compiled only under `#[cfg(test)]` (declared in this directory's mod.rs): tests may unwrap.
 //! Unit tests for verification details the integration tests do not isolate: the RS256 path on
 //! keys parsed once at load time, and fingerprints.
 
