@@ -46,7 +46,7 @@ pub fn key_config() -> Config {
 }
 
 pub fn authenticator(config: &Config) -> Authenticator {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().expect("metrics register"));
     let key_store = KeyStore::new(
         &config.auth.key_sources,
         &config.auth.key_files,

@@ -29,14 +29,14 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// Create and register every metric. Fails only if a definition is invalid or registered
+    /// twice, which a test catches (every gateway test builds one).
+    pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         macro_rules! register {
             ($metric:expr) => {{
-                let metric = $metric.expect("metric definitions are static and valid");
-                registry
-                    .register(Box::new(metric.clone()))
-                    .expect("each metric name is registered once");
+                let metric = $metric?;
+                registry.register(Box::new(metric.clone()))?;
                 metric
             }};
         }
@@ -134,7 +134,7 @@ impl Metrics {
             .with_label_values(&[crate::VERSION])
             .set(1);
         metrics.config_last_reload_success.set(1.0);
-        metrics
+        Ok(metrics)
     }
 
     /// Prometheus text exposition.
@@ -154,12 +154,6 @@ impl Metrics {
         self.auth_decisions_total
             .with_label_values(&[result, reason])
             .inc();
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
     }
 }
 

@@ -57,11 +57,18 @@ pub fn doctor(args: ConfigArgs) -> i32 {
 /// Probe and lint; `in_container` decides whether localhost key URLs are suspicious.
 pub async fn examine(config: &Config, in_container: bool) -> Findings {
     let mut findings = Findings::default();
+    let metrics = match Metrics::new() {
+        Ok(metrics) => Arc::new(metrics),
+        Err(error) => {
+            findings.problems.push(format!("metrics: {error}"));
+            return findings;
+        }
+    };
     let key_store = match KeyStore::new(
         &config.auth.key_sources,
         &config.auth.key_files,
         config.jwks.clone(),
-        Arc::new(Metrics::new()),
+        metrics,
     ) {
         Ok(store) => store,
         Err(error) => {

@@ -65,7 +65,13 @@ pub fn inspect(args: InspectArgs) -> i32 {
             }
             Err(error) => println!("structure {error}"),
         }
-        let metrics = Arc::new(Metrics::new());
+        let metrics = match Metrics::new() {
+            Ok(metrics) => Arc::new(metrics),
+            Err(error) => {
+                eprintln!("om-gateway inspect: metrics: {error}");
+                return EXIT_FAILURE;
+            }
+        };
         let key_store = match KeyStore::new(&config.auth.key_sources, &config.auth.key_files, config.jwks.clone(), metrics.clone()) {
             Ok(store) => store,
             Err(error) => {

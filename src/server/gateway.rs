@@ -82,15 +82,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(runtime: Runtime, metrics: Arc<Metrics>) -> Arc<Gateway> {
-        Arc::new(Gateway {
+    /// Fails only if the system random number generator cannot seed the feed-cookie key.
+    pub fn new(
+        runtime: Runtime,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Gateway>, aws_lc_rs::error::Unspecified> {
+        Ok(Arc::new(Gateway {
             runtime: RwLock::new(Arc::new(runtime)),
             metrics,
             draining: AtomicBool::new(false),
             request_ids: RequestIds::new(),
-            feed_sessions: FeedSessions::new()
-                .expect("the system random number generator works at startup"),
-        })
+            feed_sessions: FeedSessions::new()?,
+        }))
     }
 
     /// The current configuration generation.

@@ -30,6 +30,8 @@ pub enum StartError {
     Tls(String),
     #[error("upstream client: {0}")]
     Upstream(String),
+    #[error("cannot initialise: {0}")]
+    Initialise(String),
 }
 
 impl StartError {
@@ -69,11 +71,14 @@ fn build_key_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<KeySto
 /// Bind both listeners and start serving. Keys load in the background.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let config = Arc::new(config);
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(
+        Metrics::new().map_err(|error| StartError::Initialise(format!("metrics: {error}")))?,
+    );
     let key_store = build_key_store(&config, &metrics)?;
     let runtime =
         Runtime::new(config.clone(), key_store, metrics.clone()).map_err(StartError::Upstream)?;
-    let gateway = Gateway::new(runtime, metrics);
+    let gateway = Gateway::new(runtime, metrics)
+        .map_err(|_| StartError::Initialise("the system random number generator failed".into()))?;
     let tls = match &config.server.tls {
         Some(files) => Some(
             tls::ReloadingTls::load(&files.cert_file, &files.key_file).map_err(StartError::Tls)?,

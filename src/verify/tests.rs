@@ -29,7 +29,7 @@ fn authenticator() -> Authenticator {
         environment: &environment,
     })
     .unwrap();
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().expect("metrics register"));
     let store = KeyStore::new(
         &config.auth.key_sources,
         &config.auth.key_files,
