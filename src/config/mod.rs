@@ -268,3 +268,29 @@ pub fn load_files(
     config.openmetadata_file = openmetadata_path;
     Ok(config)
 }
+
+/// serde-saphyr's message for a YAML error, without the position it also prints (our problems
+/// carry file, line and column themselves): `error: line 5 column 14: unknown field` → `unknown field`.
+pub(crate) fn yaml_error_message(error: &serde_saphyr::Error) -> String {
+    let text = error.to_string();
+    let mut message = text.lines().next().unwrap_or(&text).trim();
+    message = message
+        .strip_prefix("error:")
+        .unwrap_or(message)
+        .trim_start();
+    if let Some(rest) = message.strip_prefix("line ") {
+        // `line N column M: ...`
+        if let Some((position, after)) = rest.split_once(": ") {
+            if position
+                .split_whitespace()
+                .all(|word| word == "column" || word.bytes().all(|b| b.is_ascii_digit()))
+            {
+                message = after;
+            }
+        }
+    }
+    match message.find(" at line ") {
+        Some(cut) => message[..cut].to_string(),
+        None => message.to_string(),
+    }
+}

@@ -66,7 +66,7 @@ pub fn read(
             line: location.map(|l| l.line() as usize),
             column: location.map(|l| l.column() as usize),
             key: String::new(),
-            message: format!("not valid YAML: {}", first_line(&error.to_string())),
+            message: format!("not valid YAML: {}", super::yaml_error_message(&error)),
         }]
     })?;
     let mut problems = Vec::new();
@@ -116,10 +116,6 @@ pub fn read(
     } else {
         Err(problems)
     }
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
 }
 
 fn string_at(block: &Value, key: &str) -> Option<String> {

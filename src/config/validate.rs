@@ -148,9 +148,7 @@ fn parse_gateway_file(file: &ConfigText) -> Result<RawConfig, ConfigError> {
         let key = line
             .and_then(|line| key_at_line(&file.text, line))
             .unwrap_or_default();
-        let message = error.to_string();
-        let message = message.lines().next().unwrap_or(&message).to_string();
-        let message = strip_location_suffix(&message);
+        let message = super::yaml_error_message(&error);
         ConfigError {
             problems: vec![ConfigProblem {
                 file: Some(file.name.clone()),
@@ -167,13 +165,6 @@ fn parse_gateway_file(file: &ConfigText) -> Result<RawConfig, ConfigError> {
 fn key_at_line(text: &str, line: usize) -> Option<String> {
     let index = LineIndex::build(text);
     index.key_on_line(line)
-}
-
-fn strip_location_suffix(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(cut) => message[..cut].to_string(),
-        None => message.to_string(),
-    }
 }
 
 /// openmetadata.yaml supplies the two blocks; keys the gateway file sets explicitly win.

@@ -643,6 +643,10 @@ fn config_errors_name_the_key_and_line() {
     assert!(text.starts_with("gateway.yaml:6:"), "{text}");
     assert!(text.contains("routes[0].match.pathPrefx"), "{text}");
     assert!(text.contains("unknown field"), "{text}");
+    assert!(
+        !text.contains("column"),
+        "the position is said once, up front: {text}"
+    );
     let error = config_from(
         "server:\n  listen: nowhere\njwks:\n  refreshInterval: 10 minutes\n",
         &[],
