@@ -47,6 +47,7 @@ fn effective_value(config: &Config) -> Value {
             "maxUriBytes": config.server.max_uri_bytes,
             "maxConnections": config.server.max_connections,
             "accessLog": config.server.access_log,
+            "workers": config.server.workers,
         },
         "upstream": {
             "url": redact_url(&config.upstream.url.to_string()),

@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// One JSON line per request on target `om_gateway::access`.
     pub access_log: bool,
+    /// Threads serving client connections, each with its own event loop and upstream pool.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,6 +36,7 @@ pub struct RawServer {
     pub max_uri_bytes: Option<u64>,
     pub max_connections: Option<u64>,
     pub access_log: Option<bool>,
+    pub workers: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -182,6 +182,10 @@ fn problems_are_all_reported_with_lines() {
         &[("server.logFormat", Some(2), "json, text")],
     );
     check(
+        "server:\n  workers: 0\n",
+        &[("server.workers", Some(2), "between 1 and 256")],
+    );
+    check(
         "upstream:\n  url: ftp://x\n",
         &[("upstream.url", Some(2), "http(s) URL")],
     );

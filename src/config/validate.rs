@@ -345,7 +345,15 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
             (1, 1_000_000),
         ),
         access_log: raw.access_log.unwrap_or(true),
+        workers: problems.bounded("server.workers", raw.workers, default_workers(), (1, 256)),
     }
+}
+
+/// One worker per CPU this process may use (the cgroup quota counts), at most 256.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(256)
 }
 
 fn build_upstream(raw: RawUpstream, problems: &mut Problems) -> UpstreamConfig {

@@ -14,7 +14,7 @@
 //! words the refusals. The HMAC key lives in memory only: a restart invalidates every cookie, and
 //! the UI gets a fresh one at its next `loggedInUser` call (every page load).
 
-use super::{GatewayBody, ProxyError};
+use super::{GatewayBody, ProxyError, UpstreamBody};
 use crate::verify::Principal;
 use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,7 +23,6 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, COOKIE, SET_COOKIE};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
-use hyper::body::Incoming;
 use std::time::Duration;
 
 /// Where socket.io lives in OpenMetadata (no `basePath`).
@@ -239,7 +238,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
 /// without a cookie.
 pub async fn attach_cookie(
     sessions: &FeedSessions,
-    response: Response<Incoming>,
+    response: Response<UpstreamBody>,
     principal: &Principal,
     secure: bool,
     timeout: Duration,
@@ -275,7 +274,7 @@ pub async fn attach_cookie(
     Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))))
 }
 
-async fn read_bounded(mut body: Incoming) -> Result<Bytes, ProxyError> {
+async fn read_bounded(mut body: UpstreamBody) -> Result<Bytes, ProxyError> {
     let mut buffer = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| ProxyError::Reset(error.to_string()))?;

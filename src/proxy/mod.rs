@@ -13,7 +13,7 @@ pub mod headers;
 #[cfg(test)]
 mod tests;
 
-pub use forward::{Forwarder, GatewayBody, RequestBody};
+pub use forward::{Forwarder, GatewayBody, RequestBody, UpstreamBody};
 
 use std::time::Duration;
 

@@ -50,7 +50,7 @@ impl Runtime {
         Ok(Runtime {
             policy: Policy::from_config(&config),
             authenticator: Authenticator::new(&config, key_store, metrics),
-            forwarder: Forwarder::new(&config.upstream)?,
+            forwarder: Forwarder::new(&config.upstream, config.server.workers)?,
             config,
         })
     }
@@ -305,7 +305,7 @@ impl Gateway {
         };
         let request = Request::from_parts(parts, body);
         let upstream_started = Instant::now();
-        match runtime.forwarder.forward(request, &path_and_query).await {
+        match runtime.forwarder.forward(request, path_and_query).await {
             Ok(mut response) => {
                 outcome.upstream_seconds = Some(upstream_started.elapsed().as_secs_f64());
                 outcome.reason = "allowed";

@@ -74,17 +74,72 @@ impl Builders {
     }
 }
 
+/// What every proxy worker shares.
+#[derive(Clone)]
+pub struct ProxyShared {
+    pub tls: Option<Arc<ReloadingTls>>,
+    pub gateway: Arc<Gateway>,
+    pub settings: ConnectionSettings,
+    /// `maxConnections` across all workers.
+    pub slots: Arc<Semaphore>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Start `workers` threads, each running its own single-threaded event loop that accepts from
+/// (a duplicate of) `listener`, serves its connections and keeps its own upstream connections.
+/// A request is parsed, checked, forwarded and answered on one thread, with no hand-off between
+/// threads. Returns a task that finishes when every worker has drained.
+pub fn spawn_proxy_workers(
+    listener: std::net::TcpListener,
+    workers: usize,
+    shared: ProxyShared,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let mut finished = Vec::with_capacity(workers);
+    for index in 0..workers {
+        let listener = listener.try_clone()?;
+        let shared = shared.clone();
+        let (done, finished_one) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("om-gateway-w{index}"))
+            .spawn(move || {
+                crate::proxy::forward::enter_worker(index);
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => serve_proxy(listener, shared).await,
+                        Err(error) => tracing::error!(%error, worker = index, "cannot listen"),
+                    }
+                });
+                // Connections still open after the grace period end with the runtime.
+                drop(runtime);
+                let _ = done.send(());
+            })?;
+        finished.push(finished_one);
+    }
+    Ok(tokio::spawn(async move {
+        for worker in finished {
+            let _ = worker.await;
+        }
+    }))
+}
+
 /// Serve the proxy until `shutdown` flips, then drain for at most the grace period.
-pub async fn serve_proxy(
-    listener: TcpListener,
-    tls: Option<Arc<ReloadingTls>>,
-    gateway: Arc<Gateway>,
-    settings: ConnectionSettings,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn serve_proxy(listener: TcpListener, shared: ProxyShared) {
+    let ProxyShared {
+        tls,
+        gateway,
+        settings,
+        slots,
+        mut shutdown,
+    } = shared;
+    if *shutdown.borrow() {
+        return;
+    }
     let builders = Arc::new(Builders::new(&settings));
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(settings.max_connections));
     loop {
         // Wait for a free slot before accepting: excess connections queue in the backlog
         // instead of being accepted and starved.

@@ -117,19 +117,24 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         (Some(tls), Some(files)) => Some(tls.watch(files.reload_interval)),
         _ => None,
     };
-    let proxy_task = tokio::spawn(listen::serve_proxy(
-        proxy_listener,
+    let proxy_listener = proxy_listener
+        .into_std()
+        .map_err(|error| StartError::Initialise(format!("proxy listener: {error}")))?;
+    let shared = listen::ProxyShared {
         tls,
-        gateway.clone(),
+        gateway: gateway.clone(),
+        slots: Arc::new(tokio::sync::Semaphore::new(settings.max_connections)),
         settings,
-        shutdown_receiver,
-    ));
+        shutdown: shutdown_receiver,
+    };
+    let proxy_task = listen::spawn_proxy_workers(proxy_listener, config.server.workers, shared)
+        .map_err(|error| StartError::Initialise(format!("proxy workers: {error}")))?;
     let admin_task = tokio::spawn(listen::serve_admin(
         admin_listener,
         gateway.clone(),
         admin_shutdown_receiver,
     ));
-    tracing::info!(proxy = %proxy_address, admin = %admin_address, upstream = %config.upstream.url, "om-gateway serving");
+    tracing::info!(proxy = %proxy_address, admin = %admin_address, upstream = %config.upstream.url, workers = config.server.workers, "om-gateway serving");
     Ok(RunningServer {
         proxy_address,
         admin_address,
@@ -186,6 +191,9 @@ pub fn reload_with(gateway: &Arc<Gateway>, config: Config) -> Result<(), String>
         || config.server.admin_listen != current.config.server.admin_listen
     {
         tracing::warn!("listen addresses changed; they take effect at the next restart");
+    }
+    if config.server.workers != current.config.server.workers {
+        tracing::warn!("server.workers changed; it takes effect at the next restart");
     }
     let key_store = if same_keys {
         current.authenticator.key_store().clone()

@@ -100,6 +100,43 @@ async fn sequential_requests_reuse_a_pooled_upstream_connection() {
     );
 }
 
+#[tokio::test]
+async fn an_idle_pooled_upstream_connection_is_closed_after_pool_idle_timeout() {
+    let upstream = Upstream::start().await;
+    let counter = ConnectionCounter::start(upstream.address).await;
+    // basic_yaml writes `upstream:\n  url: <this>`: the next line joins the upstream block.
+    let upstream_block = format!("{}\n  poolIdleTimeout: 300ms", counter.url());
+    let setup = gateway_for(&upstream_block, "").await;
+    let gateway = &setup.gateway;
+    let response = client()
+        .get(gateway.url("/api/v1/tables"))
+        .bearer_auth(token(&setup))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    let opened = counter.accepted();
+    assert!(opened >= 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counter.closed() < opened && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        counter.closed(),
+        opened,
+        "the idle upstream connection was not closed after poolIdleTimeout (300ms)"
+    );
+    // The next request opens a fresh connection and still succeeds.
+    let response = client()
+        .get(gateway.url("/api/v1/tables"))
+        .bearer_auth(token(&setup))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 fn resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();

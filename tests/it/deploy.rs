@@ -103,6 +103,7 @@ const CONFIG_KEYS: &[(&str, &[&str])] = &[
             "maxUriBytes",
             "maxConnections",
             "accessLog",
+            "workers",
         ],
     ),
     (

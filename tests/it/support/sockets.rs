@@ -157,6 +157,7 @@ impl Drop for ScriptedUpstream {
 pub struct ConnectionCounter {
     pub address: SocketAddr,
     pub accepted: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -165,20 +166,24 @@ impl ConnectionCounter {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (counter, closes) = (accepted.clone(), closed.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
+                let closes = closes.clone();
                 tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
+                    closes.fetch_add(1, Ordering::SeqCst);
                 });
             }
         });
         ConnectionCounter {
             address,
             accepted,
+            closed,
             task,
         }
     }
@@ -189,6 +194,11 @@ impl ConnectionCounter {
 
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections whose client side (the gateway) has hung up.
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
