@@ -17,7 +17,7 @@
 #      FRESH_ROUNDS=3 FRESH_DURATION=5s FRESH_TOKENS=200000 CONNS=32 THREADS=1
 #      ACCESS_LOG=off|on   (on: the gateway logs every request to stdout, written to a file)
 #      GATEWAY_BIN=path    (skip the build and use this binary)
-#      WORKER_THREADS=     (OM_GATEWAY_WORKER_THREADS for the gateway, if set)
+#      WORKERS=            (server.workers for the gateway, if set; default one per CPU)
 #      GWBENCH_DIR=/tmp/gwbench
 # Everything listens on 127.0.0.1; every load run is bounded (wrk -d, wrapped in timeout).
 # Stops what it started (gateway by pid, servers via servers.sh) on exit.
@@ -77,6 +77,9 @@ authorizerConfiguration:
   principalDomain: open-metadata.org
 tokenCache: { maxEntries: 100000, ttl: 5m }
 EOF
+if [[ -n ${WORKERS:-} ]]; then
+    sed -i "s/^  logFormat: json$/  logFormat: json\n  workers: $WORKERS/" "$GWD/gateway.yaml"
+fi
 if [[ $ACCESS_LOG == off ]]; then
     if "$BIN" check --config "$GWD/gateway.yaml" >/dev/null 2>&1 &&
         sed 's/^  logFormat: json$/  logFormat: json\n  accessLog: false/' "$GWD/gateway.yaml" >"$GWD/probe.yaml" &&
@@ -123,7 +126,6 @@ start_server() { # name: start unless running; remember to stop it
 start_gateway() {
     stop_gateway
     local env=(OM_GATEWAY_LOG="$GW_LOG_FILTER")
-    [[ -n ${WORKER_THREADS:-} ]] && env+=(OM_GATEWAY_WORKER_THREADS="$WORKER_THREADS")
     env "${env[@]}" "$BIN" run --config "$GWD/gateway.yaml" >>"$GWD/gateway.log" 2>&1 &
     GW_PID=$!
     # Ready = /readyz 200 (keys loaded); poll with a deadline.
