@@ -8,7 +8,8 @@ pub fn run(args: ConfigArgs) -> i32 {
         Ok(config) => config,
         Err(error) => return report_config_error(&error),
     };
-    crate::telemetry::init(
+    // Dropped when `run` returns, before the process exits: flushes the last log lines.
+    let _log_writer = crate::telemetry::init(
         config.server.log_format,
         ProcessEnvironment.var("OM_GATEWAY_LOG").as_deref(),
     );
