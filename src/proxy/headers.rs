@@ -136,6 +136,9 @@ fn remove_connection_listed(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// Set all five identity headers from a verified principal (empty when the token lacks the
 /// claim), so that no client-sent copy survives even behind an ingress that merges headers.
 pub fn set_identity_headers(headers: &mut HeaderMap, principal: &Principal) {
+    // Room for all five at once: growing while inserting can cost two reallocations.
+    // `try_reserve`, not `reserve`: no panic path (hyper caps a request far below the limit).
+    let _ = headers.try_reserve(5);
     let mut set = |name: &HeaderName, value: Option<HeaderValue>| {
         if let Some(value) = value {
             headers.insert(name, value);
@@ -211,8 +214,21 @@ pub fn set_forwarded_headers(
         &X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
-    if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(host) = host.and_then(|host| host_value(headers, host)) {
         headers.insert(&X_FORWARDED_HOST, host);
+    }
+}
+
+/// `host` as a header value: the request's own `Host` value (shared, not copied) when it says
+/// the same, which is the usual case, else a copy.
+fn host_value(headers: &HeaderMap, host: &str) -> Option<HeaderValue> {
+    match headers.get(http::header::HOST) {
+        Some(value) if value.as_bytes() == host.as_bytes() => {
+            let mut value = value.clone();
+            value.set_sensitive(false);
+            Some(value)
+        }
+        _ => HeaderValue::from_str(host).ok(),
     }
 }
 
