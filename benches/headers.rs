@@ -7,6 +7,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use om_gateway::proxy::headers::{
     set_forwarded_headers, set_identity_headers, strip_hop_by_hop_headers, strip_identity_headers,
+    RequestIds,
 };
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -65,6 +66,57 @@ fn headers(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    // Each step alone (the clone happens outside the timed part), to see where the time goes.
+    c.bench_function("headers/step/strip_identity", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut headers| {
+                strip_identity_headers(&mut headers);
+                headers
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("headers/step/strip_hop_by_hop", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut headers| {
+                strip_hop_by_hop_headers(&mut headers, false);
+                headers
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("headers/step/set_identity", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut headers| {
+                set_identity_headers(&mut headers, black_box(&principal));
+                headers
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("headers/step/set_forwarded", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut headers| {
+                set_forwarded_headers(
+                    &mut headers,
+                    client,
+                    false,
+                    Some("openmetadata.example.com"),
+                );
+                headers
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let request_ids = RequestIds::new();
+    let no_id = HeaderMap::new();
+    c.bench_function("headers/step/request_id_generate", |b| {
+        b.iter(|| request_ids.take_or_generate(black_box(&no_id)))
     });
     c.bench_function("headers/clone_only_baseline", |b| {
         b.iter_batched(|| (), |()| template.clone(), BatchSize::SmallInput)

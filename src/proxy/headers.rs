@@ -30,45 +30,61 @@ pub static IDENTITY_HEADERS: [&HeaderName; 5] = [
 ];
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones proxies also drop.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    http::header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    http::header::PROXY_AUTHENTICATE,
-    http::header::PROXY_AUTHORIZATION,
-    http::header::TE,
-    http::header::TRAILER,
-    http::header::TRANSFER_ENCODING,
+static HOP_BY_HOP: [&HeaderName; 8] = [
+    &http::header::CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &http::header::PROXY_AUTHENTICATE,
+    &http::header::PROXY_AUTHORIZATION,
+    &http::header::TE,
+    &http::header::TRAILER,
+    &http::header::TRANSFER_ENCODING,
 ];
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// OpenMetadata's `CatalogOpenIdAuthorizationRequestFilter` takes this header as the caller's
 /// identity when an operator enables it; only a trusted proxy may set it, and we never do.
 pub static X_AUTH_PARAMS_EMAIL: HeaderName = HeaderName::from_static("x-auth-params-email");
 
+/// What `strip_identity_headers` removes: the identity headers and `X-Auth-Params-Email`.
+static STRIPPED_IDENTITY: [&HeaderName; 6] = [
+    &X_AUTH_REQUEST_USER,
+    &X_AUTH_REQUEST_EMAIL,
+    &X_AUTH_REQUEST_ROLES,
+    &X_AUTH_REQUEST_IS_BOT,
+    &X_AUTH_REQUEST_TOKEN_TYPE,
+    &X_AUTH_PARAMS_EMAIL,
+];
+
+/// Remove every client copy (all values) of the identity headers and `X-Auth-Params-Email`.
 pub fn strip_identity_headers(headers: &mut HeaderMap) {
-    for name in IDENTITY_HEADERS {
-        headers.remove(name);
+    // All six share this prefix; the names of a request are far fewer than six hashed lookups.
+    let present = present_names(headers, &STRIPPED_IDENTITY, |name| {
+        name.as_str().starts_with("x-auth-")
+    });
+    for (name, present) in STRIPPED_IDENTITY.iter().zip(present) {
+        if present {
+            headers.remove(*name);
+        }
     }
-    headers.remove(&X_AUTH_PARAMS_EMAIL);
 }
 
 /// Remove hop-by-hop headers and those the `Connection` header names. An upgrade keeps
 /// `Connection: upgrade` and `Upgrade`, which must reach the next hop for it to work.
 pub fn strip_hop_by_hop_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
+    let present = present_names(headers, &HOP_BY_HOP, |_| true);
+    let connection = HOP_BY_HOP
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        if !(keep_upgrade && name == http::header::UPGRADE) {
-            headers.remove(&name);
-        }
+        .zip(present)
+        .any(|(name, present)| present && **name == http::header::CONNECTION);
+    if connection {
+        remove_connection_listed(headers, keep_upgrade);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(*name);
+        }
     }
     if keep_upgrade {
         headers.insert(
@@ -80,28 +96,96 @@ pub fn strip_hop_by_hop_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// Which of `names` the map holds, found in one pass over the map's distinct names (plain
+/// comparisons; `wanted` skips the names that cannot match) rather than a hashed lookup per
+/// candidate, most of which find nothing.
+fn present_names<const N: usize>(
+    headers: &HeaderMap,
+    names: &[&HeaderName; N],
+    wanted: impl Fn(&HeaderName) -> bool,
+) -> [bool; N] {
+    let mut present = [false; N];
+    for name in headers.keys().filter(|name| wanted(name)) {
+        for (flag, candidate) in present.iter_mut().zip(names) {
+            *flag |= name == *candidate;
+        }
+    }
+    present
+}
+
+/// Remove the headers every `Connection` value names (but `Upgrade` when it is kept).
+fn remove_connection_listed(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Owned copies (reference-counted, no allocation for the usual single value), so the map
+    // can be changed while the names are read. `remove` takes each name as `&str` and parses
+    // it without allocating; a name that is not a valid header name removes nothing.
+    let mut values = headers.get_all(http::header::CONNECTION).iter();
+    let first = values.next().cloned();
+    let rest: Vec<HeaderValue> = values.cloned().collect();
+    for value in first.iter().chain(&rest) {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for name in value.split(',').map(str::trim) {
+            if !(keep_upgrade && name.eq_ignore_ascii_case("upgrade")) {
+                headers.remove(name);
+            }
+        }
+    }
+}
+
 /// Set all five identity headers from a verified principal (empty when the token lacks the
 /// claim), so that no client-sent copy survives even behind an ingress that merges headers.
 pub fn set_identity_headers(headers: &mut HeaderMap, principal: &Principal) {
-    let mut set = |name: &HeaderName, value: &str| {
-        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.insert(name.clone(), value);
+    // Room for all five at once: growing while inserting can cost two reallocations.
+    // `try_reserve`, not `reserve`: no panic path (hyper caps a request far below the limit).
+    let _ = headers.try_reserve(5);
+    let mut set = |name: &HeaderName, value: Option<HeaderValue>| {
+        if let Some(value) = value {
+            headers.insert(name, value);
         }
     };
-    set(&X_AUTH_REQUEST_USER, &principal.name);
+    set(&X_AUTH_REQUEST_USER, copied_value(&principal.name));
     set(
         &X_AUTH_REQUEST_EMAIL,
-        principal.email.as_deref().unwrap_or(""),
+        copied_value(principal.email.as_deref().unwrap_or("")),
     );
-    set(&X_AUTH_REQUEST_ROLES, &principal.roles.join(","));
+    set(&X_AUTH_REQUEST_ROLES, roles_value(&principal.roles));
     set(
         &X_AUTH_REQUEST_IS_BOT,
-        if principal.is_bot { "true" } else { "false" },
+        Some(HeaderValue::from_static(if principal.is_bot {
+            "true"
+        } else {
+            "false"
+        })),
     );
     set(
         &X_AUTH_REQUEST_TOKEN_TYPE,
-        principal.token_type.as_deref().unwrap_or(""),
+        copied_value(principal.token_type.as_deref().unwrap_or("")),
     );
+}
+
+/// `value` as a header value, `None` if it holds bytes a header value cannot (control characters).
+fn copied_value(value: &str) -> Option<HeaderValue> {
+    if value.is_empty() {
+        return Some(HeaderValue::from_static(""));
+    }
+    HeaderValue::from_bytes(value.as_bytes()).ok()
+}
+
+/// The roles joined with `,` into one buffer that becomes the header value without a copy.
+fn roles_value(roles: &[String]) -> Option<HeaderValue> {
+    let length = roles.iter().map(String::len).sum::<usize>() + roles.len().saturating_sub(1);
+    let mut joined = Vec::with_capacity(length);
+    for (index, role) in roles.iter().enumerate() {
+        if index > 0 {
+            joined.push(b',');
+        }
+        joined.extend_from_slice(role.as_bytes());
+    }
+    if joined.is_empty() {
+        return Some(HeaderValue::from_static(""));
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)).ok()
 }
 
 /// Append the client to `X-Forwarded-For` and set `X-Forwarded-Proto` and `X-Forwarded-Host`.
@@ -111,19 +195,65 @@ pub fn set_forwarded_headers(
     tls: bool,
     host: Option<&str>,
 ) {
-    let appended = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {client}"),
-        _ => client.to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&appended) {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
+    // "<existing>, <client>" (existing as sent, if it is text and not blank), else "<client>",
+    // written into one buffer that becomes the header value without a copy.
+    let existing = headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.trim().is_empty());
+    let mut appended = Vec::with_capacity(existing.map_or(0, |value| value.len() + 2) + 45);
+    if let Some(existing) = existing {
+        appended.extend_from_slice(existing.as_bytes());
+        appended.extend_from_slice(b", ");
+    }
+    write_ip(&mut appended, client);
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(appended)) {
+        headers.insert(&X_FORWARDED_FOR, value);
     }
     headers.insert(
-        X_FORWARDED_PROTO.clone(),
+        &X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
-    if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert(X_FORWARDED_HOST.clone(), host);
+    if let Some(host) = host.and_then(|host| host_value(headers, host)) {
+        headers.insert(&X_FORWARDED_HOST, host);
+    }
+}
+
+/// `host` as a header value: the request's own `Host` value (shared, not copied) when it says
+/// the same, which is the usual case, else a copy.
+fn host_value(headers: &HeaderMap, host: &str) -> Option<HeaderValue> {
+    match headers.get(http::header::HOST) {
+        Some(value) if value.as_bytes() == host.as_bytes() => {
+            let mut value = value.clone();
+            value.set_sensitive(false);
+            Some(value)
+        }
+        _ => HeaderValue::from_str(host).ok(),
+    }
+}
+
+/// The address as `Display` writes it; IPv4 (the usual client) by hand, without the formatter.
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(ip) => {
+            for (index, octet) in ip.octets().into_iter().enumerate() {
+                if index > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(ip) => {
+            use std::io::Write;
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{ip}");
+        }
     }
 }
 

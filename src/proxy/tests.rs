@@ -237,3 +237,319 @@ mod request_ids {
         check(&"x".repeat(129), false);
     }
 }
+
+/// Header rewriting: every client copy of a stripped name goes (duplicates, any case), names
+/// listed in `Connection` go, and the values set are exactly those the principal and peer give.
+mod header_rewriting {
+    use crate::proxy::headers::{
+        set_forwarded_headers, set_identity_headers, strip_hop_by_hop_headers,
+        strip_identity_headers,
+    };
+    use http::header::{HeaderMap, HeaderName, HeaderValue};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    /// Every (name, value) pair, sorted (removal reorders a map), for comparing whole maps.
+    fn pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    /// The implementation before issue 7, kept as the reference the faster one must match.
+    fn reference_strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            if !(keep_upgrade && name == http::header::UPGRADE) {
+                headers.remove(&name);
+            }
+        }
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+        ] {
+            headers.remove(name);
+        }
+        if keep_upgrade {
+            headers.insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
+        } else {
+            headers.remove(http::header::UPGRADE);
+        }
+    }
+
+    #[test]
+    fn identity_headers_go_with_every_duplicate_and_in_any_case() {
+        let mut headers = map(&[
+            ("X-Auth-Request-User", "mallory"),
+            ("x-auth-request-user", "admin"),
+            ("X-AUTH-REQUEST-EMAIL", "admin@example.com"),
+            ("x-auth-request-roles", "Admin"),
+            ("x-auth-request-roles", "DataSteward"),
+            ("x-auth-request-is-bot", "true"),
+            ("x-auth-request-token-type", "BOT"),
+            ("x-auth-params-email", "admin@example.com"),
+            ("x-auth-request-other", "kept: not an identity header"),
+            ("accept", "*/*"),
+            ("x-forwarded-for", "10.0.0.1"),
+        ]);
+        strip_identity_headers(&mut headers);
+        assert_eq!(
+            pairs(&headers),
+            pairs(&map(&[
+                ("x-auth-request-other", "kept: not an identity header"),
+                ("accept", "*/*"),
+                ("x-forwarded-for", "10.0.0.1"),
+            ]))
+        );
+        let mut none = map(&[("accept", "*/*")]);
+        strip_identity_headers(&mut none);
+        assert_eq!(pairs(&none), pairs(&map(&[("accept", "*/*")])));
+    }
+
+    #[test]
+    fn hop_by_hop_stripping_matches_the_reference() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[("accept", "*/*"), ("host", "a")],
+            &[("connection", "keep-alive"), ("keep-alive", "timeout=5")],
+            &[
+                ("Connection", "X-Secret ,  X-Other"),
+                ("x-secret", "1"),
+                ("x-secret", "2"),
+                ("X-OTHER", "3"),
+                ("x-kept", "4"),
+            ],
+            &[
+                ("connection", "x-a"),
+                ("connection", "X-B, upgrade"),
+                ("x-a", "1"),
+                ("x-b", "2"),
+                ("upgrade", "websocket"),
+            ],
+            &[
+                ("connection", "Upgrade"),
+                ("upgrade", "websocket"),
+                ("sec-websocket-key", "k"),
+            ],
+            &[
+                ("connection", ", ,bad name,x-ok,,"),
+                ("x-ok", "1"),
+                ("bad", "kept"),
+            ],
+            &[
+                ("connection", "x-forwarded-for, host, x-auth-request-user"),
+                ("x-forwarded-for", "10.0.0.1"),
+                ("host", "a"),
+                ("x-auth-request-user", "bob"),
+            ],
+            &[
+                ("proxy-connection", "keep-alive"),
+                ("proxy-authorization", "Basic x"),
+                ("proxy-authenticate", "Basic"),
+                ("te", "trailers"),
+                ("te", "gzip"),
+                ("trailer", "x-checksum"),
+                ("transfer-encoding", "chunked"),
+                ("upgrade", "h2c"),
+                ("accept", "*/*"),
+            ],
+        ];
+        for case in cases {
+            for keep_upgrade in [false, true] {
+                let mut fast = map(case);
+                let mut reference = fast.clone();
+                strip_hop_by_hop_headers(&mut fast, keep_upgrade);
+                reference_strip_hop_by_hop(&mut reference, keep_upgrade);
+                let mut got = pairs(&fast);
+                let mut expected = pairs(&reference);
+                got.sort();
+                expected.sort();
+                assert_eq!(got, expected, "{case:?}, keep_upgrade {keep_upgrade}");
+            }
+        }
+        // Obs-text in Connection: that value names nothing (as before), the header still goes.
+        let mut headers = map(&[("x-a", "1")]);
+        headers.append(
+            http::header::CONNECTION,
+            HeaderValue::from_bytes(b"x-a, caf\xe9").unwrap(),
+        );
+        strip_hop_by_hop_headers(&mut headers, false);
+        assert_eq!(pairs(&headers), pairs(&map(&[("x-a", "1")])));
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client_as_display_writes_it() {
+        let ips: Vec<IpAddr> = vec![
+            Ipv4Addr::new(0, 0, 0, 0).into(),
+            Ipv4Addr::new(9, 10, 99, 100).into(),
+            Ipv4Addr::new(192, 0, 2, 7).into(),
+            Ipv4Addr::new(255, 255, 255, 255).into(),
+            Ipv4Addr::new(101, 110, 200, 250).into(),
+            Ipv6Addr::LOCALHOST.into(),
+            "2001:db8::1".parse().unwrap(),
+            "::ffff:192.0.2.7".parse().unwrap(),
+            "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff".parse().unwrap(),
+        ];
+        for ip in ips {
+            let check = |existing: &[&str], expected: &str| {
+                let mut headers = HeaderMap::new();
+                for value in existing {
+                    headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+                }
+                set_forwarded_headers(&mut headers, ip, false, None);
+                let all: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+                assert_eq!(all, [expected], "{ip} after {existing:?}");
+            };
+            check(&[], &ip.to_string());
+            check(&["  "], &ip.to_string());
+            check(&["10.1.2.3"], &format!("10.1.2.3, {ip}"));
+            // The first value is kept as sent; any further ones are dropped, as before.
+            check(&[" 10.1.2.3 ", "6.6.6.6"], &format!(" 10.1.2.3 , {ip}"));
+        }
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        set_forwarded_headers(&mut headers, Ipv4Addr::LOCALHOST.into(), false, None);
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    }
+
+    #[test]
+    fn forwarded_proto_and_host() {
+        let client = IpAddr::from(Ipv4Addr::LOCALHOST);
+        let cases = [
+            (
+                None,
+                true,
+                Some("om.example.com"),
+                "https",
+                Some("om.example.com"),
+            ),
+            (
+                Some("om.example.com"),
+                false,
+                Some("om.example.com"),
+                "http",
+                Some("om.example.com"),
+            ),
+            (
+                Some("other"),
+                false,
+                Some("om.example.com:8585"),
+                "http",
+                Some("om.example.com:8585"),
+            ),
+            (Some("om.example.com"), false, None, "http", None),
+            (None, false, Some("bad\u{7f}host"), "http", None),
+        ];
+        for (host_header, tls, host, proto, forwarded_host) in cases {
+            let mut headers = HeaderMap::new();
+            if let Some(host_header) = host_header {
+                let mut value = HeaderValue::from_str(host_header).unwrap();
+                value.set_sensitive(true);
+                headers.insert(http::header::HOST, value);
+            }
+            set_forwarded_headers(&mut headers, client, tls, host);
+            assert_eq!(headers["x-forwarded-proto"], proto);
+            let got = headers.get("x-forwarded-host");
+            assert_eq!(got.map(|v| v.as_bytes()), forwarded_host.map(str::as_bytes));
+            assert!(!got.is_some_and(HeaderValue::is_sensitive), "{host:?}");
+            assert_eq!(
+                headers.get_all("x-forwarded-host").iter().count(),
+                usize::from(got.is_some())
+            );
+        }
+    }
+
+    #[test]
+    fn identity_headers_are_set_exactly_from_the_principal() {
+        let check = |roles: &[&str], email: Option<&str>, name: &str, expected: &[(&str, &str)]| {
+            let mut principal = super::alice();
+            principal.name = name.into();
+            principal.email = email.map(str::to_string);
+            principal.roles = roles.iter().map(|r| r.to_string()).collect();
+            principal.token_type = None;
+            let mut headers = map(&[("x-auth-request-user", "mallory")]);
+            set_identity_headers(&mut headers, &principal);
+            let mut got = pairs(&headers);
+            got.sort();
+            let mut expected: Vec<(String, String)> = expected
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            expected.sort();
+            assert_eq!(got, expected, "{roles:?} {email:?} {name:?}");
+        };
+        let fixed = [
+            ("x-auth-request-is-bot", "false"),
+            ("x-auth-request-token-type", ""),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+            fixed.iter().chain(extra).copied().collect()
+        };
+        check(
+            &[],
+            None,
+            "alice",
+            &with(&[
+                ("x-auth-request-user", "alice"),
+                ("x-auth-request-email", ""),
+                ("x-auth-request-roles", ""),
+            ]),
+        );
+        check(
+            &["Admin"],
+            Some("alice@example.com"),
+            "alice",
+            &with(&[
+                ("x-auth-request-user", "alice"),
+                ("x-auth-request-email", "alice@example.com"),
+                ("x-auth-request-roles", "Admin"),
+            ]),
+        );
+        check(
+            &["Admin", "", "Data Steward"],
+            Some(""),
+            "alice",
+            &with(&[
+                ("x-auth-request-user", "alice"),
+                ("x-auth-request-email", ""),
+                ("x-auth-request-roles", "Admin,,Data Steward"),
+            ]),
+        );
+        // A value a header cannot hold is not set (as before); `strip_identity_headers`, which
+        // runs first on every path, has already removed the client's copy.
+        let mut unset = with(&[]);
+        unset.push(("x-auth-request-user", "mallory"));
+        check(&["Admin", "bad\nrole"], Some("a\u{1}b"), "al\rice", &unset);
+    }
+}
