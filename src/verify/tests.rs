@@ -2,12 +2,13 @@
 //! Unit tests for verification details the integration tests do not isolate: the RS256 path on
 //! keys parsed once at load time, and fingerprints.
 
-use super::{fingerprint, AuthError, Authenticator, TokenDigest};
+use super::{fingerprint, AuthError, Authenticator, Principal, TokenCache, TokenDigest};
 use crate::admin::metrics::Metrics;
 use crate::config::{ConfigText, LoadInput};
 use crate::jwks::KeyStore;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
 
@@ -135,4 +136,56 @@ fn fingerprints_are_the_first_four_digest_bytes_in_lower_hex() {
     check([0, 0, 0, 0], "00000000");
     check([0x01, 0x23, 0xab, 0xcd], "0123abcd");
     check([0xff, 0xf0, 0x0f, 0x10], "fff00f10");
+}
+
+/// A principal verified by a test key, expiring at `expires_at`.
+fn cached_principal(expires_at: Option<u64>) -> Arc<Principal> {
+    Arc::new(Principal {
+        name: "alice".into(),
+        email: None,
+        is_bot: false,
+        token_type: None,
+        roles: Vec::new(),
+        issuer: None,
+        expires_at,
+        kid: None,
+        key_source: Arc::from("test"),
+        key_thumbprint: "t".into(),
+        extra_claims: Vec::new(),
+    })
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Issue 7: one `time_to_live` for all entries, so `get` alone keeps an entry from being served
+/// past its token's `exp` (+ skew); and `tokenCache.ttl` bounds every entry, with or without exp.
+#[test]
+fn cached_tokens_are_never_served_past_their_exp_nor_the_cache_ttl() {
+    const SKEW: u64 = 30;
+    let now = now_seconds();
+    let long = Duration::from_secs(300);
+    let short = Duration::from_millis(100);
+    // (case, tokenCache.ttl, exp, wait before reading, served?)
+    let cases: Vec<(&str, Duration, Option<u64>, Duration, bool)> = vec![
+        ("exp ahead", long, Some(now + 3600), Duration::ZERO, true),
+        ("no exp, within ttl", long, None, Duration::ZERO, true),
+        ("exp passed, within skew", long, Some(now - SKEW + 5), Duration::ZERO, true),
+        ("exp passed beyond skew", long, Some(now - SKEW - 5), Duration::ZERO, false),
+        ("exp far ahead, ttl over", short, Some(now + 3600), short * 3, false),
+        ("no exp, ttl over", short, None, short * 3, false),
+    ];
+    for (case, ttl, exp, wait, served) in cases {
+        let cache = TokenCache::new(100, ttl, Duration::from_secs(SKEW));
+        let digest = TokenDigest::of(case);
+        cache.insert(digest, cached_principal(exp));
+        std::thread::sleep(wait);
+        assert_eq!(cache.get(&digest).is_some(), served, "{case}");
+        // A refused entry stays refused (the exp check also removes it).
+        assert_eq!(cache.get(&digest).is_some(), served, "{case}, read again");
+    }
 }
