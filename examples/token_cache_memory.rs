@@ -78,9 +78,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cached = rss_bytes()?;
     let per_entry = |bytes: u64| bytes as f64 / count as f64;
     println!("entries cached        {entries} of {count}");
-    println!("principal (Arc+heap)  {:7.0} B/entry", per_entry(built - start));
-    println!("cache bookkeeping     {:7.0} B/entry", per_entry(cached - built));
-    println!("total                 {:7.0} B/entry", per_entry(cached - start));
+    println!(
+        "principal (Arc+heap)  {:7.0} B/entry",
+        per_entry(built.saturating_sub(start))
+    );
+    println!(
+        "cache bookkeeping     {:7.0} B/entry",
+        per_entry(cached.saturating_sub(built))
+    );
+    println!(
+        "total                 {:7.0} B/entry",
+        per_entry(cached.saturating_sub(start))
+    );
     println!(
         "RSS                   {:.1} MiB before, {:.1} MiB with the cache full",
         start as f64 / 1048576.0,
@@ -119,7 +128,13 @@ fn rss_bytes() -> Result<u64, Box<dyn std::error::Error>> {
     let kilobytes = status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .ok_or("no VmRSS in /proc/self/status")?;
     Ok(kilobytes * 1024)
 }

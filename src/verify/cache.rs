@@ -60,7 +60,9 @@ impl TokenCache {
         let thumbprints = thumbprints.to_vec();
         // Only fails when invalidation closures are not enabled, which `new` always does.
         let _ = self.inner.invalidate_entries_if(move |_, principal| {
-            thumbprints.contains(&principal.key_thumbprint)
+            thumbprints
+                .iter()
+                .any(|thumbprint| **thumbprint == *principal.key_thumbprint)
         });
     }
 

@@ -7,6 +7,7 @@
 mod bearer;
 mod cache;
 mod claims;
+mod shared;
 mod token;
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Unit tests for verification details the integration tests do not isolate: the RS256 path on
 //! keys parsed once at load time, and fingerprints.
 
+use super::shared::{SharedValues, MAX_SHARED_BYTES, MAX_SHARED_VALUES};
 use super::{fingerprint, AuthError, Authenticator, Principal, TokenCache, TokenDigest};
 use crate::admin::metrics::Metrics;
 use crate::config::{ConfigText, LoadInput};
@@ -145,7 +146,7 @@ fn cached_principal(expires_at: Option<u64>) -> Arc<Principal> {
         email: None,
         is_bot: false,
         token_type: None,
-        roles: Vec::new(),
+        roles: Arc::from([]),
         issuer: None,
         expires_at,
         kid: None,
@@ -174,9 +175,27 @@ fn cached_tokens_are_never_served_past_their_exp_nor_the_cache_ttl() {
     let cases: Vec<(&str, Duration, Option<u64>, Duration, bool)> = vec![
         ("exp ahead", long, Some(now + 3600), Duration::ZERO, true),
         ("no exp, within ttl", long, None, Duration::ZERO, true),
-        ("exp passed, within skew", long, Some(now - SKEW + 5), Duration::ZERO, true),
-        ("exp passed beyond skew", long, Some(now - SKEW - 5), Duration::ZERO, false),
-        ("exp far ahead, ttl over", short, Some(now + 3600), short * 3, false),
+        (
+            "exp passed, within skew",
+            long,
+            Some(now - SKEW + 5),
+            Duration::ZERO,
+            true,
+        ),
+        (
+            "exp passed beyond skew",
+            long,
+            Some(now - SKEW - 5),
+            Duration::ZERO,
+            false,
+        ),
+        (
+            "exp far ahead, ttl over",
+            short,
+            Some(now + 3600),
+            short * 3,
+            false,
+        ),
         ("no exp, ttl over", short, None, short * 3, false),
     ];
     for (case, ttl, exp, wait, served) in cases {
@@ -188,4 +207,33 @@ fn cached_tokens_are_never_served_past_their_exp_nor_the_cache_ttl() {
         // A refused entry stays refused (the exp check also removes it).
         assert_eq!(cache.get(&digest).is_some(), served, "{case}, read again");
     }
+}
+
+/// Issue 7: principals share repeated values instead of copying them.
+#[test]
+fn equal_values_share_one_allocation_and_the_table_stays_bounded() {
+    let shared = SharedValues::default();
+    let first = shared.sharer().string("open-metadata.org");
+    let second = shared.sharer().string("open-metadata.org");
+    assert!(Arc::ptr_eq(&first, &second));
+    let roles = shared.sharer().roles(vec!["DataSteward".into()]);
+    let again = shared.sharer().roles(vec!["DataSteward".into()]);
+    assert!(Arc::ptr_eq(&roles, &again));
+    assert_eq!(shared.len(), 2);
+
+    // Too long to share: equal, but its own copy, and not kept.
+    let long = "x".repeat(MAX_SHARED_BYTES + 1);
+    let long_copy = shared.sharer().string(&long);
+    assert_eq!(&*long_copy, long.as_str());
+    assert!(!Arc::ptr_eq(&long_copy, &shared.sharer().string(&long)));
+    assert_eq!(shared.len(), 2);
+
+    // Full: the table starts over, values handed out before stay intact.
+    for value in 0..MAX_SHARED_VALUES * 2 {
+        let text = value.to_string();
+        assert_eq!(&*shared.sharer().string(&text), text.as_str());
+        assert!(shared.len() <= MAX_SHARED_VALUES);
+    }
+    assert_eq!(&*first, "open-metadata.org");
+    assert_eq!(&*roles, ["DataSteward".to_string()].as_slice());
 }
