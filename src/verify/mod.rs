@@ -7,6 +7,7 @@
 mod bearer;
 mod cache;
 mod claims;
+mod header;
 mod shared;
 mod token;
 

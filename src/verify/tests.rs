@@ -237,3 +237,87 @@ fn equal_values_share_one_allocation_and_the_table_stays_bounded() {
     assert_eq!(&*first, "open-metadata.org");
     assert_eq!(&*roles, ["DataSteward".to_string()].as_slice());
 }
+
+/// The header as `decode_unverified` read it before issue 7: parsed into a map, then `alg`/`kid`.
+fn header_through_a_map(header: &[u8]) -> Result<(String, Option<String>), AuthError> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(header) else {
+        return Err(AuthError::Malformed("header is not base64url JSON"));
+    };
+    let alg = map
+        .get("alg")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(AuthError::Malformed("header has no alg"))?;
+    if crate::jwks::parse::parse_algorithm(alg).is_none() {
+        return Err(AuthError::AlgorithmRejected(alg.chars().take(32).collect()));
+    }
+    let kid = match map.get("kid") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(kid)) if kid.len() <= 256 => Some(kid.clone()),
+        Some(_) => return Err(AuthError::Malformed("kid is not a short string")),
+    };
+    Ok((alg.to_string(), kid))
+}
+
+/// Issue 7: the header is read for `alg` and `kid` without a map; it must accept and refuse
+/// exactly what the map did (duplicates, escapes, JSON validity of members it drops).
+#[test]
+fn the_header_reader_agrees_with_parsing_into_a_map() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let long_kid = format!(r#"{{"alg":"RS256","kid":"{}"}}"#, "k".repeat(300));
+    let deep = format!(
+        r#"{{"alg":"RS256","x":{}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let mut cases: Vec<Vec<u8>> = [
+        r#"{"alg":"RS256","kid":"a","typ":"JWT"}"#,
+        r#"{"alg":"RS256"}"#,
+        r#"{"alg":"ES256","kid":null}"#,
+        r#"{"alg":"RS256","kid":7}"#,
+        r#"{"alg":"RS256","kid":["a"]}"#,
+        r#"{"kid":"a"}"#,
+        r#"{"alg":256}"#,
+        r#"{"alg":null}"#,
+        r#"{"alg":"none"}"#,
+        r#"{"alg":"HS256"}"#,
+        r#"{"alg":"RS256","alg":"ES256"}"#,
+        r#"{"alg":"HS256","alg":"RS256"}"#,
+        r#"{"alg":"RS256","kid":"a","kid":null}"#,
+        r#"{"\u0061lg":"RS256","k\u0069d":"x"}"#,
+        r#"{"alg":"RS\u0032\u0035\u0036","kid":"\u00e9"}"#,
+        r#"{"alg":"RS256","x":"\ud800"}"#,
+        r#"{"alg":"RS256","x":"\ud83d\ude00"}"#,
+        r#"{"alg":"RS256","x":"\q"}"#,
+        r#"{"alg":"RS256","x":[1,{"y":[true,null,-1.5e3]}]}"#,
+        r#"{"alg":"RS256","x":1e400}"#,
+        r#"{"alg":"RS256","x":-0}"#,
+        r#"{"alg":"RS256","x":{"alg":"HS256"}}"#,
+        r#"{"alg":"RS256",}"#,
+        r#"{"alg":"RS256"} x"#,
+        r#"{"alg":"RS256"}  "#,
+        r#"["RS256"]"#,
+        r#""RS256""#,
+        "",
+        "{}",
+    ]
+    .iter()
+    .map(|text| text.as_bytes().to_vec())
+    .collect();
+    cases.push(long_kid.into_bytes());
+    cases.push(deep.into_bytes());
+    // Invalid UTF-8 inside a member the reader drops, and inside `alg`.
+    cases.push(b"{\"alg\":\"RS256\",\"x\":\"\xff\"}".to_vec());
+    cases.push(b"{\"alg\":\"RS2\xc356\"}".to_vec());
+    for header in cases {
+        let token = format!(
+            "{}.{}.AAAA",
+            URL_SAFE_NO_PAD.encode(&header),
+            URL_SAFE_NO_PAD.encode(b"{}")
+        );
+        let got = super::decode_unverified(&token)
+            .map(|token| (format!("{:?}", token.algorithm), token.kid));
+        let expected = header_through_a_map(&header);
+        assert_eq!(got, expected, "{}", String::from_utf8_lossy(&header));
+    }
+}
