@@ -114,8 +114,13 @@ fn claim_ci<'a>(claims: &'a Map<String, Value>, lower_name: &str) -> Option<&'a 
 }
 
 fn string_claim(claims: &Map<String, Value>, lower_name: &str) -> Option<String> {
+    string_claim_ref(claims, lower_name).map(str::to_string)
+}
+
+/// A non-blank string claim, trimmed.
+fn string_claim_ref<'a>(claims: &'a Map<String, Value>, lower_name: &str) -> Option<&'a str> {
     match claim_ci(claims, lower_name)? {
-        Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
+        Value::String(text) if !text.trim().is_empty() => Some(text.trim()),
         _ => None,
     }
 }
@@ -164,13 +169,11 @@ pub fn check_claims(
     }
     let issuer = match claims.get("iss") {
         None | Some(Value::Null) => None,
-        Some(Value::String(iss)) => Some(iss.clone()),
+        Some(Value::String(iss)) => Some(iss.as_str()),
         Some(_) => return Err(AuthError::BadClaim("iss")),
     };
     if !settings.issuers.is_empty()
-        && !issuer
-            .as_ref()
-            .is_some_and(|iss| settings.issuers.contains(iss))
+        && !issuer.is_some_and(|iss| settings.issuers.iter().any(|accepted| accepted == iss))
     {
         return Err(AuthError::IssuerRejected(
             issuer.unwrap_or_default().chars().take(64).collect(),
@@ -214,15 +217,15 @@ pub fn check_claims(
         .iter()
         .filter_map(|name| claim_ci(claims, name).map(|value| (name.clone(), value.clone())))
         .collect();
-    let token_type = string_claim(claims, "tokentype");
+    let token_type = string_claim_ref(claims, "tokentype");
     let mut shared = settings.shared.sharer();
     Ok(Principal {
         name,
         email: email.map(String::into_boxed_str),
         is_bot,
-        token_type: token_type.map(|text| shared.string(&text)),
+        token_type: token_type.map(|text| shared.string(text)),
         roles: shared.roles(roles),
-        issuer: issuer.map(|text| shared.string(&text)),
+        issuer: issuer.map(|text| shared.string(text)),
         expires_at,
         kid: key.key.kid.as_deref().map(|kid| shared.string(kid)),
         key_source: key.binding.url.clone(),
