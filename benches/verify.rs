@@ -3,8 +3,12 @@
 
 mod common;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use om_gateway::verify::{Principal, TokenCache, TokenDigest};
+use om_gateway::verify::{
+    check_claims, decode_unverified, ClaimSettings, Principal, TokenCache, TokenDigest,
+};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +62,34 @@ fn verify(c: &mut Criterion) {
             )
         })
     });
+    // The miss path in parts, to see what besides the RSA verification costs.
+    let token = common::bot_token("rsa-a.pem", "rsa-2048", 3);
+    let key = authenticator
+        .key_store()
+        .keys_for_kid("rsa-2048")
+        .into_iter()
+        .next()
+        .expect("fixture key");
+    let settings = ClaimSettings::from_config(&config);
+    let mut group = c.benchmark_group("verify/miss_parts");
+    group.bench_function("decode_unverified", |b| {
+        b.iter(|| decode_unverified(black_box(&token)).map(|t| t.algorithm))
+    });
+    let unverified = decode_unverified(&token).expect("decodes");
+    group.bench_function("check_claims", |b| {
+        b.iter(|| check_claims(black_box(&unverified.claims), &key, &settings))
+    });
+    let parsed = key.key.rs256.as_ref().expect("pre-parsed RS256 key");
+    group.bench_function("rs256_signature_2048", |b| {
+        b.iter(|| {
+            let signature = URL_SAFE_NO_PAD
+                .decode(black_box(unverified.signature))
+                .expect("base64url");
+            parsed.verify_sig(unverified.signing_input.as_bytes(), &signature)
+        })
+    });
+    group.finish();
+
     c.bench_function("verify/sha256_digest_711_bytes", |b| {
         let token = "x".repeat(711);
         b.iter(|| TokenDigest::of(black_box(&token)))

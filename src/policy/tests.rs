@@ -29,10 +29,10 @@ fn policy(yaml: &str) -> Policy {
 fn principal(name: &str) -> Principal {
     Principal {
         name: name.into(),
-        email: Some(format!("{name}@open-metadata.org")),
+        email: Some(format!("{name}@open-metadata.org").into()),
         is_bot: false,
         token_type: Some("PERSONAL_ACCESS".into()),
-        roles: vec!["DataConsumer".into()],
+        roles: vec!["DataConsumer".into()].into(),
         issuer: Some("open-metadata.org".into()),
         expires_at: None,
         kid: Some("k".into()),
@@ -46,7 +46,7 @@ fn bot(name: &str) -> Principal {
     Principal {
         is_bot: true,
         token_type: Some("BOT".into()),
-        roles: vec!["IngestionBotRole".into()],
+        roles: vec!["IngestionBotRole".into()].into(),
         ..principal(name)
     }
 }
@@ -113,7 +113,7 @@ fn every_requirement_kind_first_match_and_admins() {
     let boss = principal("boss");
     let carol = principal("carol");
     let steward = Principal {
-        roles: vec!["DataSteward".into(), "DataConsumer".into()],
+        roles: vec!["DataSteward".into(), "DataConsumer".into()].into(),
         ..principal("steve")
     };
     let ingestion = bot("ingestion-bot");

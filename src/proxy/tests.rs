@@ -16,12 +16,12 @@ fn alice() -> Principal {
         email: Some("alice@open-metadata.org".into()),
         is_bot: false,
         token_type: Some("PERSONAL_ACCESS".into()),
-        roles: Vec::new(),
+        roles: Arc::from([]),
         issuer: None,
         expires_at: Some(NOW + 3600),
         kid: None,
         key_source: Arc::from("test"),
-        key_thumbprint: String::new(),
+        key_thumbprint: Arc::from(""),
         extra_claims: Vec::new(),
     }
 }

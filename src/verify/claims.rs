@@ -2,6 +2,7 @@
 //! (`isBot`, `tokenType`, `roles`, `email`, the principal claims) case-insensitively; registered
 //! claims (`exp`, `nbf`, `iat`, `iss`, `aud`) exactly.
 
+use super::shared::SharedValues;
 use super::token::audiences_of;
 use super::AuthError;
 use crate::config::{Config, ExpiryPolicy};
@@ -12,20 +13,24 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Who a verified token speaks for.
+///
+/// Kept compact, as up to `tokenCache.maxEntries` of these live in the cache: values most
+/// principals repeat (`token_type`, `roles`, `issuer`, `kid`, `key_thumbprint`) are shared `Arc`s
+/// (`SharedValues`), `key_source` is the key's own, and only the user's name and email are copied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     /// The user name: the principal claim's value before any `@`.
     pub name: String,
-    pub email: Option<String>,
+    pub email: Option<Box<str>>,
     pub is_bot: bool,
-    pub token_type: Option<String>,
-    pub roles: Vec<String>,
-    pub issuer: Option<String>,
+    pub token_type: Option<Arc<str>>,
+    pub roles: Arc<[String]>,
+    pub issuer: Option<Arc<str>>,
     /// `exp` in Unix seconds; `None` for tokens without expiry.
     pub expires_at: Option<u64>,
-    pub kid: Option<String>,
+    pub kid: Option<Arc<str>>,
     pub key_source: Arc<str>,
-    pub key_thumbprint: String,
+    pub key_thumbprint: Arc<str>,
     /// Only the claims some route's `claims` requirement names (lower-cased), to keep cache entries small.
     pub extra_claims: Vec<(String, Value)>,
 }
@@ -55,6 +60,8 @@ pub struct ClaimSettings {
     principal_domain: String,
     allowed_domains: Vec<String>,
     extra_claims: BTreeSet<String>,
+    /// Shared copies of the values principals repeat; one table per configuration generation.
+    shared: Arc<SharedValues>,
 }
 
 impl ClaimSettings {
@@ -84,6 +91,7 @@ impl ClaimSettings {
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
             extra_claims,
+            shared: Arc::new(SharedValues::default()),
         }
     }
 }
@@ -106,8 +114,13 @@ fn claim_ci<'a>(claims: &'a Map<String, Value>, lower_name: &str) -> Option<&'a 
 }
 
 fn string_claim(claims: &Map<String, Value>, lower_name: &str) -> Option<String> {
+    string_claim_ref(claims, lower_name).map(str::to_string)
+}
+
+/// A non-blank string claim, trimmed.
+fn string_claim_ref<'a>(claims: &'a Map<String, Value>, lower_name: &str) -> Option<&'a str> {
     match claim_ci(claims, lower_name)? {
-        Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
+        Value::String(text) if !text.trim().is_empty() => Some(text.trim()),
         _ => None,
     }
 }
@@ -156,13 +169,11 @@ pub fn check_claims(
     }
     let issuer = match claims.get("iss") {
         None | Some(Value::Null) => None,
-        Some(Value::String(iss)) => Some(iss.clone()),
+        Some(Value::String(iss)) => Some(iss.as_str()),
         Some(_) => return Err(AuthError::BadClaim("iss")),
     };
     if !settings.issuers.is_empty()
-        && !issuer
-            .as_ref()
-            .is_some_and(|iss| settings.issuers.contains(iss))
+        && !issuer.is_some_and(|iss| settings.issuers.iter().any(|accepted| accepted == iss))
     {
         return Err(AuthError::IssuerRejected(
             issuer.unwrap_or_default().chars().take(64).collect(),
@@ -206,17 +217,19 @@ pub fn check_claims(
         .iter()
         .filter_map(|name| claim_ci(claims, name).map(|value| (name.clone(), value.clone())))
         .collect();
+    let token_type = string_claim_ref(claims, "tokentype");
+    let mut shared = settings.shared.sharer();
     Ok(Principal {
         name,
-        email,
+        email: email.map(String::into_boxed_str),
         is_bot,
-        token_type: string_claim(claims, "tokentype"),
-        roles,
-        issuer,
+        token_type: token_type.map(|text| shared.string(text)),
+        roles: shared.roles(roles),
+        issuer: issuer.map(|text| shared.string(text)),
         expires_at,
-        kid: key.key.kid.clone(),
+        kid: key.key.kid.as_deref().map(|kid| shared.string(kid)),
         key_source: key.binding.url.clone(),
-        key_thumbprint: key.key.thumbprint.clone(),
+        key_thumbprint: shared.string(&key.key.thumbprint),
         extra_claims,
     })
 }

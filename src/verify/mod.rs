@@ -7,6 +7,8 @@
 mod bearer;
 mod cache;
 mod claims;
+mod header;
+mod shared;
 mod token;
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! Unit tests for verification details the integration tests do not isolate: the RS256 path on
 //! keys parsed once at load time, and fingerprints.
 
-use super::{fingerprint, AuthError, Authenticator, TokenDigest};
+use super::shared::{SharedValues, MAX_SHARED_BYTES, MAX_SHARED_VALUES};
+use super::{fingerprint, AuthError, Authenticator, Principal, TokenCache, TokenDigest};
 use crate::admin::metrics::Metrics;
 use crate::config::{ConfigText, LoadInput};
 use crate::jwks::KeyStore;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
 
@@ -135,4 +137,187 @@ fn fingerprints_are_the_first_four_digest_bytes_in_lower_hex() {
     check([0, 0, 0, 0], "00000000");
     check([0x01, 0x23, 0xab, 0xcd], "0123abcd");
     check([0xff, 0xf0, 0x0f, 0x10], "fff00f10");
+}
+
+/// A principal verified by a test key, expiring at `expires_at`.
+fn cached_principal(expires_at: Option<u64>) -> Arc<Principal> {
+    Arc::new(Principal {
+        name: "alice".into(),
+        email: None,
+        is_bot: false,
+        token_type: None,
+        roles: Arc::from([]),
+        issuer: None,
+        expires_at,
+        kid: None,
+        key_source: Arc::from("test"),
+        key_thumbprint: "t".into(),
+        extra_claims: Vec::new(),
+    })
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Issue 7: one `time_to_live` for all entries, so `get` alone keeps an entry from being served
+/// past its token's `exp` (+ skew); and `tokenCache.ttl` bounds every entry, with or without exp.
+#[test]
+fn cached_tokens_are_never_served_past_their_exp_nor_the_cache_ttl() {
+    const SKEW: u64 = 30;
+    let now = now_seconds();
+    let long = Duration::from_secs(300);
+    let short = Duration::from_millis(100);
+    // (case, tokenCache.ttl, exp, wait before reading, served?)
+    let cases: Vec<(&str, Duration, Option<u64>, Duration, bool)> = vec![
+        ("exp ahead", long, Some(now + 3600), Duration::ZERO, true),
+        ("no exp, within ttl", long, None, Duration::ZERO, true),
+        (
+            "exp passed, within skew",
+            long,
+            Some(now - SKEW + 5),
+            Duration::ZERO,
+            true,
+        ),
+        (
+            "exp passed beyond skew",
+            long,
+            Some(now - SKEW - 5),
+            Duration::ZERO,
+            false,
+        ),
+        (
+            "exp far ahead, ttl over",
+            short,
+            Some(now + 3600),
+            short * 3,
+            false,
+        ),
+        ("no exp, ttl over", short, None, short * 3, false),
+    ];
+    for (case, ttl, exp, wait, served) in cases {
+        let cache = TokenCache::new(100, ttl, Duration::from_secs(SKEW));
+        let digest = TokenDigest::of(case);
+        cache.insert(digest, cached_principal(exp));
+        std::thread::sleep(wait);
+        assert_eq!(cache.get(&digest).is_some(), served, "{case}");
+        // A refused entry stays refused (the exp check also removes it).
+        assert_eq!(cache.get(&digest).is_some(), served, "{case}, read again");
+    }
+}
+
+/// Issue 7: principals share repeated values instead of copying them.
+#[test]
+fn equal_values_share_one_allocation_and_the_table_stays_bounded() {
+    let shared = SharedValues::default();
+    let first = shared.sharer().string("open-metadata.org");
+    let second = shared.sharer().string("open-metadata.org");
+    assert!(Arc::ptr_eq(&first, &second));
+    let roles = shared.sharer().roles(vec!["DataSteward".into()]);
+    let again = shared.sharer().roles(vec!["DataSteward".into()]);
+    assert!(Arc::ptr_eq(&roles, &again));
+    assert_eq!(shared.len(), 2);
+
+    // Too long to share: equal, but its own copy, and not kept.
+    let long = "x".repeat(MAX_SHARED_BYTES + 1);
+    let long_copy = shared.sharer().string(&long);
+    assert_eq!(&*long_copy, long.as_str());
+    assert!(!Arc::ptr_eq(&long_copy, &shared.sharer().string(&long)));
+    assert_eq!(shared.len(), 2);
+
+    // Full: the table starts over, values handed out before stay intact.
+    for value in 0..MAX_SHARED_VALUES * 2 {
+        let text = value.to_string();
+        assert_eq!(&*shared.sharer().string(&text), text.as_str());
+        assert!(shared.len() <= MAX_SHARED_VALUES);
+    }
+    assert_eq!(&*first, "open-metadata.org");
+    assert_eq!(&*roles, ["DataSteward".to_string()].as_slice());
+}
+
+/// The header as `decode_unverified` read it before issue 7: parsed into a map, then `alg`/`kid`.
+fn header_through_a_map(header: &[u8]) -> Result<(String, Option<String>), AuthError> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(header) else {
+        return Err(AuthError::Malformed("header is not base64url JSON"));
+    };
+    let alg = map
+        .get("alg")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(AuthError::Malformed("header has no alg"))?;
+    if crate::jwks::parse::parse_algorithm(alg).is_none() {
+        return Err(AuthError::AlgorithmRejected(alg.chars().take(32).collect()));
+    }
+    let kid = match map.get("kid") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(kid)) if kid.len() <= 256 => Some(kid.clone()),
+        Some(_) => return Err(AuthError::Malformed("kid is not a short string")),
+    };
+    Ok((alg.to_string(), kid))
+}
+
+/// Issue 7: the header is read for `alg` and `kid` without a map; it must accept and refuse
+/// exactly what the map did (duplicates, escapes, JSON validity of members it drops).
+#[test]
+fn the_header_reader_agrees_with_parsing_into_a_map() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let long_kid = format!(r#"{{"alg":"RS256","kid":"{}"}}"#, "k".repeat(300));
+    let deep = format!(
+        r#"{{"alg":"RS256","x":{}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let mut cases: Vec<Vec<u8>> = [
+        r#"{"alg":"RS256","kid":"a","typ":"JWT"}"#,
+        r#"{"alg":"RS256"}"#,
+        r#"{"alg":"ES256","kid":null}"#,
+        r#"{"alg":"RS256","kid":7}"#,
+        r#"{"alg":"RS256","kid":["a"]}"#,
+        r#"{"kid":"a"}"#,
+        r#"{"alg":256}"#,
+        r#"{"alg":null}"#,
+        r#"{"alg":"none"}"#,
+        r#"{"alg":"HS256"}"#,
+        r#"{"alg":"RS256","alg":"ES256"}"#,
+        r#"{"alg":"HS256","alg":"RS256"}"#,
+        r#"{"alg":"RS256","kid":"a","kid":null}"#,
+        r#"{"\u0061lg":"RS256","k\u0069d":"x"}"#,
+        r#"{"alg":"RS\u0032\u0035\u0036","kid":"\u00e9"}"#,
+        r#"{"alg":"RS256","x":"\ud800"}"#,
+        r#"{"alg":"RS256","x":"\ud83d\ude00"}"#,
+        r#"{"alg":"RS256","x":"\q"}"#,
+        r#"{"alg":"RS256","x":[1,{"y":[true,null,-1.5e3]}]}"#,
+        r#"{"alg":"RS256","x":1e400}"#,
+        r#"{"alg":"RS256","x":-0}"#,
+        r#"{"alg":"RS256","x":{"alg":"HS256"}}"#,
+        r#"{"alg":"RS256",}"#,
+        r#"{"alg":"RS256"} x"#,
+        r#"{"alg":"RS256"}  "#,
+        r#"["RS256"]"#,
+        r#""RS256""#,
+        "",
+        "{}",
+    ]
+    .iter()
+    .map(|text| text.as_bytes().to_vec())
+    .collect();
+    cases.push(long_kid.into_bytes());
+    cases.push(deep.into_bytes());
+    // Invalid UTF-8 inside a member the reader drops, and inside `alg`.
+    cases.push(b"{\"alg\":\"RS256\",\"x\":\"\xff\"}".to_vec());
+    cases.push(b"{\"alg\":\"RS2\xc356\"}".to_vec());
+    for header in cases {
+        let token = format!(
+            "{}.{}.AAAA",
+            URL_SAFE_NO_PAD.encode(&header),
+            URL_SAFE_NO_PAD.encode(b"{}")
+        );
+        let got = super::decode_unverified(&token)
+            .map(|token| (format!("{:?}", token.algorithm), token.kid));
+        let expected = header_through_a_map(&header);
+        assert_eq!(got, expected, "{}", String::from_utf8_lossy(&header));
+    }
 }

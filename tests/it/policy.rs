@@ -241,7 +241,7 @@ fn preset_policy() -> Policy {
 fn who(name: &str, is_bot: bool, roles: &[&str]) -> Principal {
     Principal {
         name: name.into(),
-        email: Some(format!("{name}@open-metadata.org")),
+        email: Some(format!("{name}@open-metadata.org").into()),
         is_bot,
         token_type: Some(if is_bot { "BOT" } else { "OM_USER" }.into()),
         roles: roles.iter().map(|r| r.to_string()).collect(),
@@ -249,7 +249,7 @@ fn who(name: &str, is_bot: bool, roles: &[&str]) -> Principal {
         expires_at: None,
         kid: None,
         key_source: Arc::from("test"),
-        key_thumbprint: String::new(),
+        key_thumbprint: Arc::from(""),
         extra_claims: Vec::new(),
     }
 }
