@@ -60,7 +60,7 @@ pub fn inspect(args: InspectArgs) -> i32 {
         println!("token     fingerprint {} ({} bytes)", fingerprint(&token), token.len());
         match decode_unverified(&token) {
             Ok(unverified) => {
-                println!("header    {}", serde_json::Value::Object(unverified.header()));
+                println!("header    {}", serde_json::Value::Object(unverified.header.clone()));
                 println!("claims    {}", serde_json::Value::Object(unverified.claims.clone()));
             }
             Err(error) => println!("structure {error}"),

@@ -7,7 +7,6 @@
 mod bearer;
 mod cache;
 mod claims;
-mod header;
 mod shared;
 mod token;
 

@@ -5,7 +5,6 @@
 //! gateway where to find the key that vouches for it.
 
 use super::claims::ClaimSettings;
-use super::header::{JoseHeader, Member};
 use super::AuthError;
 use crate::jwks::parse::{decode_base64_lenient, parse_algorithm};
 use crate::jwks::{KeyStore, VerifyingKey};
@@ -20,21 +19,11 @@ use std::sync::Arc;
 pub struct UnverifiedToken<'a> {
     pub algorithm: Algorithm,
     pub kid: Option<String>,
+    pub header: Map<String, Value>,
     pub claims: Map<String, Value>,
     /// `base64(header).base64(claims)`: what the signature covers.
     pub signing_input: &'a str,
     pub signature: &'a str,
-    /// `signature` decoded (checked here, so decoded once).
-    pub signature_bytes: Vec<u8>,
-    header_part: &'a str,
-}
-
-impl UnverifiedToken<'_> {
-    /// The whole header as a map, for `inspect`. Verification reads only `alg` and `kid`
-    /// (`header::JoseHeader`) and never builds this.
-    pub fn header(&self) -> Map<String, Value> {
-        decode_part(self.header_part).unwrap_or_default()
-    }
 }
 
 /// Parse the token's three parts. Fails on anything but a compact JWS with an accepted `alg`.
@@ -48,46 +37,40 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedToken<'_>, AuthError> 
     let signing_input = token
         .get(..header_part.len() + 1 + claims_part.len())
         .ok_or(AuthError::Malformed("parts"))?;
-    let header_json =
-        decode_base64(header_part).ok_or(AuthError::Malformed("header is not base64url JSON"))?;
-    let header = JoseHeader::parse(&header_json)
-        .ok_or(AuthError::Malformed("header is not base64url JSON"))?;
-    let Some(Member::Text(alg)) = &header.alg else {
-        return Err(AuthError::Malformed("header has no alg"));
-    };
+    let header =
+        decode_part(header_part).ok_or(AuthError::Malformed("header is not base64url JSON"))?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(AuthError::Malformed("header has no alg"))?;
     let algorithm =
         parse_algorithm(alg).ok_or_else(|| AuthError::AlgorithmRejected(truncate(alg)))?;
-    let kid = match header.kid {
-        None | Some(Member::Null) => None,
-        Some(Member::Text(kid)) if kid.len() <= 256 => Some(kid.into_owned()),
+    let kid = match header.get("kid") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(kid)) if kid.len() <= 256 => Some(kid.clone()),
         Some(_) => return Err(AuthError::Malformed("kid is not a short string")),
     };
     let claims =
         decode_part(claims_part).ok_or(AuthError::Malformed("payload is not base64url JSON"))?;
-    let signature_bytes = match URL_SAFE_NO_PAD.decode(signature) {
-        Ok(bytes) if !signature.is_empty() => bytes,
-        _ => return Err(AuthError::Malformed("signature is not base64url")),
-    };
+    if signature.is_empty() || URL_SAFE_NO_PAD.decode(signature).is_err() {
+        return Err(AuthError::Malformed("signature is not base64url"));
+    }
     Ok(UnverifiedToken {
         algorithm,
         kid,
+        header,
         claims,
         signing_input,
         signature,
-        signature_bytes,
-        header_part,
     })
 }
 
-fn decode_base64(part: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD
+fn decode_part(part: &str) -> Option<Map<String, Value>> {
+    let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .ok()
-        .or_else(|| decode_base64_lenient(part).ok())
-}
-
-fn decode_part(part: &str) -> Option<Map<String, Value>> {
-    match serde_json::from_slice::<Value>(&decode_base64(part)?).ok()? {
+        .or_else(|| decode_base64_lenient(part).ok())?;
+    match serde_json::from_slice::<Value>(&bytes).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
     }
@@ -105,9 +88,9 @@ pub async fn find_verifying_key(
     settings: &ClaimSettings,
 ) -> Result<Arc<VerifyingKey>, AuthError> {
     let issuer = token.claims.get("iss").and_then(Value::as_str);
-    let audiences = audiences_of(&token.claims);
     let mut candidates = match &token.kid {
         Some(kid) => {
+            let audiences = audiences_of(&token.claims);
             let mut keys = key_store.keys_for_kid(kid);
             // A kid known only to sources that may not vouch for this issuer is as good as
             // unknown: look again at the sources that may (same single-flight, same floor).
@@ -137,6 +120,7 @@ pub async fn find_verifying_key(
                 .unwrap_or_else(|| "(none)".into()),
         ));
     }
+    let audiences = audiences_of(&token.claims);
     let mut outcome = AuthError::BadSignature;
     for key in candidates {
         if !key.permits_algorithm(token.algorithm, settings.default_algorithm) {
@@ -147,22 +131,27 @@ pub async fn find_verifying_key(
             outcome = AuthError::KeyNotBound(key.key.kid.clone().unwrap_or_default());
             continue;
         }
-        let verified = match (&key.key.rs256, token.algorithm) {
-            // Same check as jsonwebtoken's RS256 (PKCS#1 v1.5, SHA-256, 2048–8192 bits), on the
-            // key parsed once at load time.
-            (Some(parsed), Algorithm::RS256) => parsed
-                .verify_sig(token.signing_input.as_bytes(), &token.signature_bytes)
-                .is_ok(),
-            _ => matches!(
-                jsonwebtoken::crypto::verify(
-                    token.signature,
-                    token.signing_input.as_bytes(),
-                    &key.key.decoding_key,
-                    token.algorithm,
+        let verified =
+            match (&key.key.rs256, token.algorithm) {
+                // Same check as jsonwebtoken's RS256 (PKCS#1 v1.5, SHA-256, 2048–8192 bits), on the
+                // key parsed once at load time.
+                (Some(parsed), Algorithm::RS256) => URL_SAFE_NO_PAD
+                    .decode(token.signature)
+                    .is_ok_and(|signature| {
+                        parsed
+                            .verify_sig(token.signing_input.as_bytes(), &signature)
+                            .is_ok()
+                    }),
+                _ => matches!(
+                    jsonwebtoken::crypto::verify(
+                        token.signature,
+                        token.signing_input.as_bytes(),
+                        &key.key.decoding_key,
+                        token.algorithm,
+                    ),
+                    Ok(true)
                 ),
-                Ok(true)
-            ),
-        };
+            };
         if verified {
             return Ok(key);
         }
