@@ -495,7 +495,7 @@ mod header_rewriting {
         let check = |roles: &[&str], email: Option<&str>, name: &str, expected: &[(&str, &str)]| {
             let mut principal = super::alice();
             principal.name = name.into();
-            principal.email = email.map(str::to_string);
+            principal.email = email.map(Into::into);
             principal.roles = roles.iter().map(|r| r.to_string()).collect();
             principal.token_type = None;
             let mut headers = map(&[("x-auth-request-user", "mallory")]);
