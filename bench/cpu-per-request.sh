@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# CPU per proxied request of one or more gateway binaries, interleaved with nginx-plain: the A/B
+# behind BENCHMARKS.md's "Changes in the second round" table.
+#
+# usage: bench/cpu-per-request.sh ROUNDS BINARY...
+# env:   SECONDS_LOAD=5 CONNS=32 WORKERS= (server.workers) ACCESS_LOG=false GWBENCH_DIR=/tmp/gwbench
+# Per binary and round: start it, 2 s hot warm-up, read utime/stime from /proc/PID/stat, a
+# SECONDS_LOAD hot wrk run, read again; prints req/s and user/system µs per request. nginx-plain
+# (no auth) is measured after each round with the same wrk command.
+# Needs the shared harness (../shared/bench/setup.sh); starts and stops the upstream and
+# nginx-plain if they were not running. Everything on 127.0.0.1; every run is bounded.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SHARED=${SHARED_BENCH:-$(cd "$HERE/../../shared/bench" && pwd)}
+WORK=${GWBENCH_DIR:-/tmp/gwbench}
+export GWBENCH_DIR=$WORK
+ROUNDS=${1:?usage: cpu-per-request.sh ROUNDS BINARY...}
+shift
+(($#)) || { echo "usage: cpu-per-request.sh ROUNDS BINARY..." >&2; exit 2; }
+LOAD=${SECONDS_LOAD:-5}
+CONNS=${CONNS:-32}
+TICK=$(getconf CLK_TCK)
+DIR=$WORK/cpu
+mkdir -p "$DIR"
+[[ -s $WORK/tokens/hot.jwt ]] || "$SHARED/setup.sh"
+HOT=$(head -1 "$WORK/tokens/hot.jwt")
+
+cat >"$DIR/gateway.yaml" <<EOF
+server:
+  listen: 127.0.0.1:18080
+  adminListen: 127.0.0.1:19090
+  logFormat: json
+  accessLog: ${ACCESS_LOG:-false}
+upstream:
+  url: http://127.0.0.1:18585
+authenticationConfiguration:
+  provider: custom-oidc
+  publicKeyUrls: [ "http://127.0.0.1:18586/jwks.json" ]
+  jwtPrincipalClaims: [ email, preferred_username, sub ]
+authorizerConfiguration:
+  principalDomain: open-metadata.org
+tokenCache: { maxEntries: 100000, ttl: 5m }
+EOF
+[[ -n ${WORKERS:-} ]] && sed -i "s/^  logFormat: json$/  logFormat: json\n  workers: $WORKERS/" "$DIR/gateway.yaml"
+
+STARTED=()
+PID=
+cleanup() {
+    [[ -n $PID ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    local s
+    for s in "${STARTED[@]}"; do "$SHARED/servers.sh" stop "$s" >/dev/null || true; done
+    return 0
+}
+trap cleanup EXIT
+for s in upstream nginx-plain; do
+    if ! "$SHARED/servers.sh" status "$s" | grep -q running; then
+        "$SHARED/servers.sh" start "$s" >/dev/null
+        STARTED+=("$s")
+    fi
+done
+
+hot() { timeout $(($1 + 30)) wrk -t1 -c"$CONNS" -d"$1s" -H "Authorization: Bearer $HOT" "$2"; }
+times() { awk '{print $14, $15}' "/proc/$1/stat"; }
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    for bin in "$@"; do
+        "$bin" run --config "$DIR/gateway.yaml" >"$DIR/gateway.log" 2>&1 &
+        PID=$!
+        for _ in $(seq 100); do curl -fs -o /dev/null http://127.0.0.1:19090/readyz && break; sleep 0.1; done
+        hot 2 http://127.0.0.1:18080/api/v1/tables >/dev/null
+        read -r u0 s0 < <(times "$PID")
+        out=$(hot "$LOAD" http://127.0.0.1:18080/api/v1/tables)
+        read -r u1 s1 < <(times "$PID")
+        kill "$PID"
+        wait "$PID" 2>/dev/null || true
+        PID=
+        n=$(awk '/requests in/ {print $1}' <<<"$out")
+        rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+        awk -v r="$r" -v b="$bin" -v rps="$rps" -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$TICK" \
+            'BEGIN {printf "round %d  %-40s %9s req/s  user %5.1f us/req  sys %5.1f us/req\n", r, b, rps, du / t * 1e6 / n, ds / t * 1e6 / n}'
+    done
+    printf 'round %d  %-40s %9s req/s\n' "$r" nginx-plain "$(hot "$LOAD" http://127.0.0.1:18001/api/v1/tables | awk '/Requests\/sec/ {print $2}')"
+done
