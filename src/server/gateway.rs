@@ -42,15 +42,18 @@ pub struct Runtime {
 
 impl Runtime {
     /// Build a runtime around an existing key store (reloads keep keys when sources are unchanged).
+    /// `workers`: how many proxy worker threads are running (one upstream pool each); a reload
+    /// passes the running count, not the new file's `server.workers`, which waits for a restart.
     pub fn new(
         config: Arc<Config>,
         key_store: Arc<KeyStore>,
         metrics: Arc<Metrics>,
+        workers: usize,
     ) -> Result<Runtime, String> {
         Ok(Runtime {
             policy: Policy::from_config(&config),
             authenticator: Authenticator::new(&config, key_store, metrics),
-            forwarder: Forwarder::new(&config.upstream, config.server.workers)?,
+            forwarder: Forwarder::new(&config.upstream, workers)?,
             config,
         })
     }
@@ -74,6 +77,8 @@ struct Outcome {
 
 pub struct Gateway {
     runtime: RwLock<Arc<Runtime>>,
+    /// Proxy worker threads started with the process (`server.workers` at start).
+    pub workers: usize,
     pub metrics: Arc<Metrics>,
     draining: AtomicBool,
     request_ids: RequestIds,
@@ -88,6 +93,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Gateway>, aws_lc_rs::error::Unspecified> {
         Ok(Arc::new(Gateway {
+            workers: runtime.config.server.workers,
             runtime: RwLock::new(Arc::new(runtime)),
             metrics,
             draining: AtomicBool::new(false),

@@ -75,8 +75,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         Metrics::new().map_err(|error| StartError::Initialise(format!("metrics: {error}")))?,
     );
     let key_store = build_key_store(&config, &metrics)?;
-    let runtime =
-        Runtime::new(config.clone(), key_store, metrics.clone()).map_err(StartError::Upstream)?;
+    let runtime = Runtime::new(
+        config.clone(),
+        key_store,
+        metrics.clone(),
+        config.server.workers,
+    )
+    .map_err(StartError::Upstream)?;
     let gateway = Gateway::new(runtime, metrics)
         .map_err(|_| StartError::Initialise("the system random number generator failed".into()))?;
     let tls = match &config.server.tls {
@@ -127,7 +132,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         settings,
         shutdown: shutdown_receiver,
     };
-    let proxy_task = listen::spawn_proxy_workers(proxy_listener, config.server.workers, shared)
+    let proxy_task = listen::spawn_proxy_workers(proxy_listener, gateway.workers, shared)
         .map_err(|error| StartError::Initialise(format!("proxy workers: {error}")))?;
     let admin_task = tokio::spawn(listen::serve_admin(
         admin_listener,
@@ -200,7 +205,12 @@ pub fn reload_with(gateway: &Arc<Gateway>, config: Config) -> Result<(), String>
     } else {
         build_key_store(&config, &gateway.metrics).map_err(|error| error.to_string())?
     };
-    let runtime = Runtime::new(Arc::new(config), key_store, gateway.metrics.clone())?;
+    let runtime = Runtime::new(
+        Arc::new(config),
+        key_store,
+        gateway.metrics.clone(),
+        gateway.workers,
+    )?;
     gateway.replace_runtime(runtime);
     Ok(())
 }
