@@ -461,6 +461,41 @@ async fn upstream_reset_before_the_head_gets_502() {
         .await
         .unwrap();
     json_error(response, 502).await;
+    // The request reached the upstream: it is not sent a second time.
+    assert_eq!(
+        upstream
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_upstream_closed_is_not_used_again() {
+    // A complete keep-alive answer, then the upstream closes the connection, as servers do when
+    // their own idle timeout is shorter than the gateway's pool timeout.
+    let upstream = ScriptedUpstream::start(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+    let setup = gateway_for(&upstream.url(), "").await;
+    let client = client();
+    for attempt in 1..=3 {
+        let response = client
+            .get(setup.gateway.url("/api/v1/tables"))
+            .bearer_auth(token(&setup))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {attempt}");
+        assert_eq!(response.text().await.unwrap(), "ok");
+        // Let the upstream's close arrive before the next request.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // One connection per request: none was reused after the upstream closed it.
+    assert_eq!(
+        upstream
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
 }
 
 #[tokio::test]
