@@ -146,6 +146,12 @@ fn auth_message(error: &AuthError, principal_domain: &str) -> String {
             format!("Not Authorized! Invalid token. {}", capitalise(&error.to_string()))
         }
         AuthError::NoPrincipal => "Not Authorized! Invalid JWT token, none of the principal claims are present".into(),
+        // SecurityUtil.findUserNameFromClaims / findEmailFromClaims wording.
+        AuthError::MappedClaimMissing(field) => format!("Not Authorized! Invalid JWT token, '{field}' claim is not present or invalid"),
+        AuthError::NoPrincipalDomain => "Not Authorized! JWT claim value is not an email address and no domain is configured".into(),
+        AuthError::AmbiguousClaim(_) | AuthError::Unforwardable => {
+            format!("Not Authorized! Invalid token. {}", capitalise(&error.to_string()))
+        }
         AuthError::DomainMismatch => format!("Not Authorized! Email does not match the principal domain {principal_domain}"),
     }
 }
@@ -199,16 +205,4 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<F
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// An error and its causes on one line: HTTP client errors hide the useful part in `source()`.
-pub fn describe_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -5,14 +5,17 @@
 //! ARCHITECTURE.md walks through one request and names the file that owns each concern.
 
 pub mod admin;
+pub mod causes;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod jwks;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod verify;
 
 /// The crate version, as reported by `om_gateway_build_info` and `--version`.

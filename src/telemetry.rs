@@ -6,7 +6,6 @@
 //! or terminal. The writer is not lossy: if stdout stalls and 65,536 lines are queued, loggers
 //! wait rather than drop access-log lines.
 
-use crate::config::LogFormat;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
@@ -37,4 +36,10 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> WorkerGuard {
         LogFormat::Text => builder.try_init(),
     };
     guard
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use om_gateway::admin::metrics::Metrics;
+use om_gateway::metrics::Metrics;
 use om_gateway::config::{Config, ConfigText, LoadInput};
 use om_gateway::jwks::KeyStore;
 use om_gateway::verify::Authenticator;

@@ -62,9 +62,9 @@ fn effective_value(config: &Config) -> Value {
             "keySources": auth.key_sources.iter().map(|source| json!({
                 "url": redact_url(&source.url), "issuers": source.issuers, "audiences": source.audiences, "caFile": source.ca_file,
             })).collect::<Vec<_>>(),
-            "publicKeyFiles": auth.key_files.iter().map(|file| json!({"file": file.path, "kid": file.kid})).collect::<Vec<_>>(),
+            "publicKeyFiles": auth.key_files.iter().map(|file| json!({"file": file.path, "kid": file.kid, "issuers": file.issuers})).collect::<Vec<_>>(),
             "jwtPrincipalClaims": auth.principal_claims,
-            "jwtPrincipalClaimsMapping": auth.principal_claims_mapping.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>(),
+            "jwtPrincipalClaimsMapping": auth.principal_claims_mapping.iter().flat_map(|m| [format!("username:{}", m.username_claim), format!("email:{}", m.email_claim)]).collect::<Vec<_>>(),
             "tokenValidationAlgorithm": format!("{:?}", auth.token_validation_algorithm),
             "issuers": auth.issuers,
             "audiences": auth.audiences,
@@ -79,6 +79,13 @@ fn effective_value(config: &Config) -> Value {
             "principalDomain": config.authorizer.principal_domain,
             "enforcePrincipalDomain": config.authorizer.enforce_principal_domain,
             "allowedDomains": config.authorizer.allowed_domains,
+            "useRolesFromProvider": config.authorizer.use_roles_from_provider,
+        },
+        "openmetadata": {
+            "trustServerKey": config.openmetadata.trust_server_key,
+            "jwtIssuer": config.openmetadata.issuer,
+            "keyId": config.openmetadata.key_id,
+            "publicKeyFile": config.openmetadata.public_key_file,
         },
         "jwks": {
             "refreshInterval": format_duration(config.jwks.refresh_interval),

@@ -2,7 +2,7 @@
 //! Exit 0 when no problem was found, 1 otherwise; warnings print but do not change the exit code.
 
 use super::{report_config_error, ConfigArgs, EXIT_FAILURE, EXIT_OK};
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::config::Config;
 use crate::jwks::KeyStore;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! The token itself is never printed; its fingerprint is.
 
 use super::{report_config_error, ConfigArgs, EXIT_FAILURE, EXIT_INVALID, EXIT_OK};
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::error::{respond, Rejection};
 use crate::jwks::KeyStore;
 use crate::policy::{normalize_path, Policy};
@@ -84,8 +84,8 @@ pub fn inspect(args: InspectArgs) -> i32 {
             println!("source    {} {} ({} keys{})", source.url, source.state, source.keys,
                 source.last_error.map(|e| format!(", {e}")).unwrap_or_default());
         }
-        let authenticator = Authenticator::new(&config, key_store, metrics);
-        let policy = Policy::from_config(&config);
+        let authenticator = Authenticator::new(config.verify_settings(), key_store, metrics);
+        let policy = config.policy();
         let domain = config.authorizer.principal_domain.clone();
         let deny = |rejection: Rejection| {
             let response = respond(&rejection, &domain);

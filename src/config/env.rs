@@ -1,7 +1,9 @@
 //! Environment variables: the gateway's own `OM_GATEWAY_*` and OpenMetadata's names, read
 //! through a trait so tests pass a map instead of touching the process environment.
 
-use super::raw::{RawAuthentication, RawAuthorizer, RawConfig, RawServer, RawUpstream};
+use super::raw::{
+    RawAuthentication, RawAuthorizer, RawConfig, RawOpenMetadata, RawServer, RawUpstream,
+};
 use super::ConfigProblem;
 use std::collections::HashMap;
 
@@ -48,6 +50,11 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "AUTHORIZER_PRINCIPAL_DOMAIN",
     "AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN",
     "AUTHORIZER_ALLOWED_DOMAINS",
+    "AUTHORIZER_USE_ROLES_FROM_PROVIDER",
+    "AUTHENTICATION_TOKEN_VALIDATION_ALGORITHM",
+    "JWT_ISSUER",
+    "JWT_KEY_ID",
+    "RSA_PUBLIC_KEY_FILE_PATH",
 ];
 
 /// Parse a list the way OpenMetadata's docker images write them: `[a, b]`, or a plain `a,b`.
@@ -125,6 +132,9 @@ pub fn apply_overrides(raw: &mut RawConfig, environment: &dyn Environment) -> Ve
     if let Some(value) = environment.var("AUTHENTICATION_JWT_PRINCIPAL_CLAIMS_MAPPING") {
         authentication.jwt_principal_claims_mapping = Some(parse_list(&value));
     }
+    if let Some(value) = nonempty("AUTHENTICATION_TOKEN_VALIDATION_ALGORITHM") {
+        authentication.token_validation_algorithm = Some(value.trim().to_string());
+    }
 
     let authorizer = raw
         .authorizer_configuration
@@ -141,6 +151,22 @@ pub fn apply_overrides(raw: &mut RawConfig, environment: &dyn Environment) -> Ve
     }
     if let Some(value) = environment.var("AUTHORIZER_ALLOWED_DOMAINS") {
         authorizer.allowed_domains = Some(parse_list(&value));
+    }
+    if let Some(value) = nonempty("AUTHORIZER_USE_ROLES_FROM_PROVIDER") {
+        authorizer.use_roles_from_provider =
+            parse_bool("AUTHORIZER_USE_ROLES_FROM_PROVIDER", &value, &mut problems);
+    }
+
+    // jwtTokenConfiguration's variables, as openmetadata.yaml substitutes them.
+    let openmetadata = raw.openmetadata.get_or_insert_with(RawOpenMetadata::default);
+    if let Some(value) = nonempty("JWT_ISSUER") {
+        openmetadata.jwt_issuer = Some(value.trim().to_string());
+    }
+    if let Some(value) = nonempty("JWT_KEY_ID") {
+        openmetadata.key_id = Some(value.trim().to_string());
+    }
+    if let Some(value) = nonempty("RSA_PUBLIC_KEY_FILE_PATH") {
+        openmetadata.public_key_file = Some(value.trim().to_string());
     }
     problems
 }

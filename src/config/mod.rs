@@ -9,6 +9,7 @@ pub mod env;
 pub mod lines;
 pub mod openmetadata;
 pub mod raw;
+mod settings;
 mod validate;
 
 #[cfg(test)]
@@ -20,6 +21,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::jwks::{JwksConfig, KeyFileConfig, KeySourceConfig};
+pub use crate::proxy::UpstreamConfig;
+pub use crate::telemetry::LogFormat;
+pub use crate::verify::ExpiryPolicy;
 pub use env::{Environment, ProcessEnvironment, KNOWN_VARIABLES};
 
 /// The validated configuration. Built only by [`load`]; the request path never parses strings.
@@ -39,6 +44,18 @@ pub struct Config {
     /// The file this came from, for SIGHUP reloads and messages.
     pub source_file: Option<PathBuf>,
     pub openmetadata_file: Option<PathBuf>,
+    pub openmetadata: OpenMetadataConfig,
+}
+
+/// OpenMetadata's own signing identity (`jwtTokenConfiguration`) and whether its key is trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenMetadataConfig {
+    /// The upstream's `/api/v1/system/config/jwks` (and the public key file, when readable) is a
+    /// key source bound to `issuer`, as the server's `LocalJwkProvider` always trusts its own key.
+    pub trust_server_key: bool,
+    pub issuer: String,
+    pub key_id: String,
+    pub public_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,25 +88,6 @@ pub struct TlsFiles {
     pub reload_interval: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    /// `scheme://authority`, no trailing slash; request paths are appended verbatim.
-    pub url: http::Uri,
-    pub connect_timeout: Duration,
-    pub timeout: Duration,
-    pub ca_file: Option<PathBuf>,
-    pub insecure_skip_verify: bool,
-    /// Idle pooled upstream connections are closed after this long.
-    pub pool_idle_timeout: Duration,
-    pub pool_max_idle_per_host: usize,
-}
-
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub provider: String,
@@ -97,8 +95,8 @@ pub struct AuthConfig {
     pub key_sources: Vec<KeySourceConfig>,
     pub key_files: Vec<KeyFileConfig>,
     pub principal_claims: Vec<String>,
-    /// `username:preferred_username` style pairs, lower-cased claim names.
-    pub principal_claims_mapping: Vec<(String, String)>,
+    /// `jwtPrincipalClaimsMapping`, validated as the server validates it.
+    pub principal_claims_mapping: Option<crate::verify::PrincipalMapping>,
     pub token_validation_algorithm: jsonwebtoken::Algorithm,
     pub issuers: Vec<String>,
     pub audiences: Vec<String>,
@@ -107,43 +105,14 @@ pub struct AuthConfig {
     pub roles_claim: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeySourceConfig {
-    pub url: String,
-    /// Empty: unbound (OpenMetadata's behaviour: any key vouches for any issuer).
-    pub issuers: Vec<String>,
-    pub audiences: Vec<String>,
-    pub ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyFileConfig {
-    pub path: PathBuf,
-    pub kid: Option<String>,
-}
-
-/// Who may present a token without `exp` (OpenMetadata bot tokens carry `"exp": null`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpiryPolicy {
-    Bots,
-    All,
-    None,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizerConfig {
     pub admin_principals: Vec<String>,
     pub principal_domain: String,
     pub enforce_principal_domain: bool,
     pub allowed_domains: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct JwksConfig {
-    pub refresh_interval: Duration,
-    pub min_refresh_interval: Duration,
-    pub fetch_timeout: Duration,
-    pub max_stale: Duration,
+    /// `useRolesFromProvider`: the server takes a non-bot's roles from the token's `roles`.
+    pub use_roles_from_provider: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@
 //! server's and must be readable as it is.
 
 use super::env::{parse_list, Environment};
-use super::raw::{RawAuthentication, RawAuthorizer};
+use super::raw::{RawAuthentication, RawAuthorizer, RawOpenMetadata};
 use super::ConfigProblem;
 use serde_json::Value;
 
@@ -50,6 +50,8 @@ pub fn substitute(text: &str, environment: &dyn Environment) -> String {
 pub struct OpenMetadataAuth {
     pub authentication: Option<RawAuthentication>,
     pub authorizer: Option<RawAuthorizer>,
+    /// `jwtTokenConfiguration`: the identity the server signs its own tokens with.
+    pub jwt_token: Option<RawOpenMetadata>,
 }
 
 /// Parse openmetadata.yaml after substitution and extract what the gateway trusts.
@@ -100,21 +102,36 @@ pub fn read(
         RawAuthorizer {
             admin_principals: list_at(block, "adminPrincipals", key, &mut problem),
             principal_domain: string_at(block, "principalDomain"),
-            enforce_principal_domain: match block.get("enforcePrincipalDomain") {
-                Some(Value::Bool(value)) => Some(*value),
-                Some(Value::String(value)) => Some(value.trim().eq_ignore_ascii_case("true")),
-                _ => None,
-            },
+            enforce_principal_domain: bool_at(block, "enforcePrincipalDomain"),
             allowed_domains: list_at(block, "allowedDomains", key, &mut problem),
+            use_roles_from_provider: bool_at(block, "useRolesFromProvider"),
         }
     });
+    let jwt_token = document
+        .get("jwtTokenConfiguration")
+        .map(|block| RawOpenMetadata {
+            jwt_issuer: string_at(block, "jwtissuer"),
+            key_id: string_at(block, "keyId"),
+            public_key_file: string_at(block, "rsapublicKeyFilePath"),
+            ..RawOpenMetadata::default()
+        });
     if problems.is_empty() {
         Ok(OpenMetadataAuth {
             authentication,
             authorizer,
+            jwt_token,
         })
     } else {
         Err(problems)
+    }
+}
+
+/// A boolean as the server's YAML reads it (an env value substituted inside quotes is a string).
+fn bool_at(block: &Value, key: &str) -> Option<bool> {
+    match block.get(key)? {
+        Value::Bool(value) => Some(*value),
+        Value::String(value) => Some(value.trim().eq_ignore_ascii_case("true")),
+        _ => None,
     }
 }
 

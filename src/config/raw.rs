@@ -20,6 +20,21 @@ pub struct RawConfig {
     pub default_public_paths: Option<bool>,
     pub routes: Option<Vec<RawRoute>>,
     pub default_route: Option<RawDefaultRoute>,
+    pub openmetadata: Option<RawOpenMetadata>,
+}
+
+/// How the gateway relates to the OpenMetadata server it protects.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawOpenMetadata {
+    /// Trust the key OpenMetadata signs its bot and personal access tokens with (default true).
+    pub trust_server_key: Option<bool>,
+    /// `jwtTokenConfiguration.jwtissuer` (`JWT_ISSUER`).
+    pub jwt_issuer: Option<String>,
+    /// `jwtTokenConfiguration.keyId` (`JWT_KEY_ID`).
+    pub key_id: Option<String>,
+    /// `jwtTokenConfiguration.rsapublicKeyFilePath` (`RSA_PUBLIC_KEY_FILE_PATH`).
+    pub public_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -113,6 +128,7 @@ pub struct RawAuthorizer {
     pub principal_domain: Option<String>,
     pub enforce_principal_domain: Option<bool>,
     pub allowed_domains: Option<Vec<String>>,
+    pub use_roles_from_provider: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

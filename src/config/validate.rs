@@ -10,6 +10,9 @@ use crate::policy::{PathMatch, Requirement};
 use std::collections::{BTreeMap, HashSet};
 
 const DEFAULT_JWKS_PATH: &str = "/api/v1/system/config/jwks";
+/// openmetadata.yaml's defaults for `jwtTokenConfiguration.jwtissuer` and `keyId`.
+pub const DEFAULT_OPENMETADATA_ISSUER: &str = "open-metadata.org";
+pub const DEFAULT_OPENMETADATA_KEY_ID: &str = "Gb389a-9f76-gdjs-a92j-0242bk94356";
 
 /// Collects problems and knows where each key came from.
 struct Problems {
@@ -207,15 +210,32 @@ fn merge_openmetadata(
         take!(principal_domain, "principalDomain");
         take!(enforce_principal_domain, "enforcePrincipalDomain");
         take!(allowed_domains, "allowedDomains");
+        take!(use_roles_from_provider, "useRolesFromProvider");
+    }
+    if let Some(from_server) = server.jwt_token {
+        let ours = raw.openmetadata.get_or_insert_with(Default::default);
+        macro_rules! take {
+            ($field:ident, $key:literal) => {
+                if ours.$field.is_none() && from_server.$field.is_some() {
+                    ours.$field = from_server.$field;
+                    origin.insert(concat!("jwtTokenConfiguration.", $key));
+                }
+            };
+        }
+        take!(jwt_issuer, "jwtissuer");
+        take!(key_id, "keyId");
+        take!(public_key_file, "rsapublicKeyFilePath");
     }
 }
 
 fn build(raw: RawConfig, problems: &mut Problems) -> Config {
     let server = build_server(raw.server.unwrap_or_default(), problems);
     let upstream = build_upstream(raw.upstream.unwrap_or_default(), problems);
+    let openmetadata = build_openmetadata(raw.openmetadata.unwrap_or_default());
     let auth = build_auth(
         raw.authentication_configuration.unwrap_or_default(),
         &upstream,
+        &openmetadata,
         problems,
     );
     let authorizer = build_authorizer(raw.authorizer_configuration.unwrap_or_default());
@@ -272,6 +292,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
         default_route,
         source_file: None,
         openmetadata_file: None,
+        openmetadata,
     }
 }
 
@@ -319,7 +340,8 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
         request_timeout: problems.duration(
             "server.requestTimeout",
             raw.request_timeout.as_ref(),
-            Duration::from_secs(60),
+            // OpenMetadata's Python SDK waits 300 s and retries a 504, writes included.
+            Duration::from_secs(300),
         ),
         shutdown_grace_period: problems.duration(
             "server.shutdownGracePeriod",
@@ -385,7 +407,7 @@ fn build_upstream(raw: RawUpstream, problems: &mut Problems) -> UpstreamConfig {
         timeout: problems.duration(
             "upstream.timeout",
             raw.timeout.as_ref(),
-            Duration::from_secs(60),
+            Duration::from_secs(300),
         ),
         ca_file: tls.ca_file.map(PathBuf::from),
         insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
@@ -406,6 +428,7 @@ fn build_upstream(raw: RawUpstream, problems: &mut Problems) -> UpstreamConfig {
 fn build_auth(
     raw: RawAuthentication,
     upstream: &UpstreamConfig,
+    openmetadata: &OpenMetadataConfig,
     problems: &mut Problems,
 ) -> AuthConfig {
     let prefix = "authenticationConfiguration";
@@ -423,7 +446,7 @@ fn build_auth(
             ca_file: source.ca_file.map(PathBuf::from),
         });
     }
-    let key_files: Vec<KeyFileConfig> = raw
+    let mut key_files: Vec<KeyFileConfig> = raw
         .public_key_files
         .unwrap_or_default()
         .into_iter()
@@ -433,10 +456,12 @@ fn build_auth(
                 RawKeyFile::Path(path) => KeyFileConfig {
                     path: path.into(),
                     kid: None,
+                    issuers: Vec::new(),
                 },
                 RawKeyFile::WithKid(with_kid) => KeyFileConfig {
                     path: with_kid.file.into(),
                     kid: with_kid.kid,
+                    issuers: Vec::new(),
                 },
             };
             if !entry.path.is_file() {
@@ -448,17 +473,7 @@ fn build_auth(
             entry
         })
         .collect();
-    let urls = raw.public_key_urls.unwrap_or_else(|| {
-        // No key URL anywhere: trust what the upstream OpenMetadata server publishes.
-        if key_sources.is_empty() && key_files.is_empty() {
-            vec![format!(
-                "{}{DEFAULT_JWKS_PATH}",
-                upstream.url.to_string().trim_end_matches('/')
-            )]
-        } else {
-            Vec::new()
-        }
-    });
+    let urls = raw.public_key_urls.unwrap_or_default();
     for (position, url) in urls.into_iter().enumerate() {
         check_key_url(
             &url,
@@ -474,42 +489,25 @@ fn build_auth(
             });
         }
     }
-    let mapping = raw
-        .jwt_principal_claims_mapping
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .filter_map(|(position, entry)| match entry.split_once(':') {
-            Some((name, claim)) if !name.trim().is_empty() && !claim.trim().is_empty() => Some((
-                name.trim().to_ascii_lowercase(),
-                claim.trim().to_ascii_lowercase(),
-            )),
-            _ => {
-                problems.add(
-                    &format!("{prefix}.jwtPrincipalClaimsMapping[{position}]"),
-                    format!("`{entry}` is not `name:claim`, e.g. username:preferred_username"),
-                );
-                None
-            }
-        })
-        .collect::<Vec<_>>();
-    if !mapping.is_empty() && !mapping.iter().any(|(name, _)| name == "username") {
-        problems.add(
-            &format!("{prefix}.jwtPrincipalClaimsMapping"),
-            "needs a `username:<claim>` entry",
-        );
-    }
+    let mapping = build_mapping(
+        raw.jwt_principal_claims_mapping.unwrap_or_default(),
+        &format!("{prefix}.jwtPrincipalClaimsMapping"),
+        problems,
+    );
     let algorithm_text = raw
         .token_validation_algorithm
         .unwrap_or_else(|| "RS256".into());
-    let token_validation_algorithm = match algorithm_text.as_str() {
+    // OpenMetadata 2.x's AuthenticationConfiguration.TokenValidationAlgorithm: RS and ES.
+    let token_validation_algorithm = match algorithm_text.trim() {
         "RS256" => jsonwebtoken::Algorithm::RS256,
         "RS384" => jsonwebtoken::Algorithm::RS384,
         "RS512" => jsonwebtoken::Algorithm::RS512,
+        "ES256" => jsonwebtoken::Algorithm::ES256,
+        "ES384" => jsonwebtoken::Algorithm::ES384,
         other => {
             problems.add(
                 &format!("{prefix}.tokenValidationAlgorithm"),
-                format!("`{other}` is not one of RS256, RS384, RS512"),
+                format!("`{other}` is not one of RS256, RS384, RS512, ES256, ES384 (ES512 is not supported)"),
             );
             jsonwebtoken::Algorithm::RS256
         }
@@ -533,11 +531,14 @@ fn build_auth(
         .into_iter()
         .map(|claim| claim.to_ascii_lowercase())
         .collect::<Vec<_>>();
-    if principal_claims.is_empty() && mapping.is_empty() {
+    if principal_claims.is_empty() {
         problems.add(
             &format!("{prefix}.jwtPrincipalClaims"),
             "must name at least one claim",
         );
+    }
+    if openmetadata.trust_server_key {
+        trust_openmetadata_key(openmetadata, upstream, &mut key_sources, &mut key_files);
     }
     AuthConfig {
         provider: raw.provider.unwrap_or_else(|| "basic".into()),
@@ -561,6 +562,99 @@ fn build_auth(
     }
 }
 
+/// OpenMetadata's `MultiUrlJwkProvider` asks its `LocalJwkProvider` (the key the server signs bot
+/// and personal access tokens with) before any `publicKeyUrls` entry, so the server trusts that
+/// key whatever the list says. The gateway reads the same key from the upstream's public
+/// `/api/v1/system/config/jwks`, and from `rsapublicKeyFilePath` when that file is readable here,
+/// bound to OpenMetadata's issuer. A URL the operator listed keeps the binding they gave it.
+fn trust_openmetadata_key(
+    openmetadata: &OpenMetadataConfig,
+    upstream: &UpstreamConfig,
+    key_sources: &mut Vec<KeySourceConfig>,
+    key_files: &mut Vec<KeyFileConfig>,
+) {
+    let url = format!(
+        "{}{DEFAULT_JWKS_PATH}",
+        upstream.url.to_string().trim_end_matches('/')
+    );
+    if !key_sources.iter().any(|source| source.url == url) {
+        key_sources.push(KeySourceConfig {
+            url,
+            issuers: vec![openmetadata.issuer.clone()],
+            audiences: Vec::new(),
+            ca_file: upstream.ca_file.clone(),
+        });
+    }
+    if let Some(path) = &openmetadata.public_key_file {
+        // The path is the server's; in another container it often does not exist. The URL above
+        // carries the same key, so an unreadable file is skipped, not an error.
+        if path.is_file() && !key_files.iter().any(|file| &file.path == path) {
+            key_files.push(KeyFileConfig {
+                path: path.clone(),
+                kid: Some(openmetadata.key_id.clone()).filter(|kid| !kid.is_empty()),
+                issuers: vec![openmetadata.issuer.clone()],
+            });
+        }
+    }
+}
+
+/// `jwtPrincipalClaimsMapping` as `SecurityUtil.buildPrincipalClaimsMapping` and
+/// `validatePrincipalClaimsMapping` read it: `name:claim` pairs, only `username` and `email`,
+/// both required when any is given. The server drops malformed entries silently; here they are
+/// configuration errors.
+fn build_mapping(
+    entries: Vec<String>,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<crate::verify::PrincipalMapping> {
+    let mut username = None;
+    let mut email = None;
+    for (position, entry) in entries.iter().enumerate() {
+        let parts: Vec<&str> = entry.split(':').map(str::trim).collect();
+        match parts.as_slice() {
+            ["username", claim] if !claim.is_empty() => username = Some(claim.to_string()),
+            ["email", claim] if !claim.is_empty() => email = Some(claim.to_string()),
+            [name, claim] if !name.is_empty() && !claim.is_empty() => problems.add(
+                &format!("{key}[{position}]"),
+                format!("`{name}` is not a mapped field: only username and email are allowed"),
+            ),
+            _ => problems.add(
+                &format!("{key}[{position}]"),
+                format!("`{entry}` is not `name:claim`, e.g. username:preferred_username"),
+            ),
+        }
+    }
+    match (username, email) {
+        (Some(username_claim), Some(email_claim)) => Some(crate::verify::PrincipalMapping {
+            username_claim,
+            email_claim,
+        }),
+        (None, None) => None,
+        _ => {
+            problems.add(key, "needs both `username:<claim>` and `email:<claim>`, as OpenMetadata requires");
+            None
+        }
+    }
+}
+
+fn build_openmetadata(raw: RawOpenMetadata) -> OpenMetadataConfig {
+    OpenMetadataConfig {
+        trust_server_key: raw.trust_server_key.unwrap_or(true),
+        issuer: raw
+            .jwt_issuer
+            .map(|issuer| issuer.trim().to_string())
+            .unwrap_or_else(|| DEFAULT_OPENMETADATA_ISSUER.into()),
+        key_id: raw
+            .key_id
+            .map(|kid| kid.trim().to_string())
+            .unwrap_or_else(|| DEFAULT_OPENMETADATA_KEY_ID.into()),
+        public_key_file: raw
+            .public_key_file
+            .map(|path| PathBuf::from(path.trim()))
+            .filter(|path| !path.as_os_str().is_empty()),
+    }
+}
+
 fn check_key_url(url: &str, key: &str, problems: &mut Problems) {
     match url.parse::<http::Uri>() {
         Ok(uri)
@@ -578,6 +672,7 @@ fn build_authorizer(raw: RawAuthorizer) -> AuthorizerConfig {
             .unwrap_or_else(|| "open-metadata.org".into()),
         enforce_principal_domain: raw.enforce_principal_domain.unwrap_or(false),
         allowed_domains: raw.allowed_domains.unwrap_or_default(),
+        use_roles_from_provider: raw.use_roles_from_provider.unwrap_or(false),
     }
 }
 

@@ -51,7 +51,7 @@ pub fn build_client(
     fetch_timeout: Duration,
     ca_file: Option<&std::path::Path>,
 ) -> Result<reqwest::Client, String> {
-    let tls = crate::server::tls::client_config(ca_file, false)?;
+    let tls = crate::tls::client_config(ca_file, false)?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::limited(3))
@@ -169,6 +169,6 @@ fn transport_error(error: &reqwest::Error, timeout: Duration) -> FetchError {
     if error.is_timeout() {
         FetchError::Timeout(timeout)
     } else {
-        FetchError::Transport(crate::error::describe_chain(error))
+        FetchError::Transport(crate::causes::describe_chain(error))
     }
 }

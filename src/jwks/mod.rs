@@ -13,3 +13,31 @@ mod tests;
 
 pub use parse::{KeyFamily, ParsedKey};
 pub use store::{KeyStore, SourceStatus, VerifyingKey};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySourceConfig {
+    pub url: String,
+    /// Empty: unbound (OpenMetadata's behaviour: any key vouches for any issuer).
+    pub issuers: Vec<String>,
+    pub audiences: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFileConfig {
+    pub path: PathBuf,
+    pub kid: Option<String>,
+    /// Empty: unbound. OpenMetadata's own public key file is bound to its issuer.
+    pub issuers: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    pub refresh_interval: Duration,
+    pub min_refresh_interval: Duration,
+    pub fetch_timeout: Duration,
+    pub max_stale: Duration,
+}

@@ -361,8 +361,19 @@ fn key_from_spki(
     }
 }
 
-/// Read a `publicKeyFiles` entry: a JWKS file or a PEM key.
+/// Read a `publicKeyFiles` entry: a JWKS file, a PEM key, or a DER SubjectPublicKeyInfo (the
+/// `public_key.der` OpenMetadata's `jwtTokenConfiguration.rsapublicKeyFilePath` names).
 pub fn parse_key_file(contents: &[u8], kid: Option<String>) -> Result<ParsedDocument, ParseError> {
+    // A DER SEQUENCE: PEM and JSON files start with text.
+    if contents.first() == Some(&0x30) {
+        use x509_parser::prelude::FromDer;
+        let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(contents)
+            .map_err(|_| ParseError::BadPem("unreadable DER public key".into()))?;
+        return Ok(ParsedDocument {
+            keys: vec![key_from_spki(&spki, kid)?],
+            skipped: Vec::new(),
+        });
+    }
     if contents.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         let mut document = parse_key_document(contents)?;
         if let Some(kid) = kid {

@@ -6,8 +6,8 @@
 
 use super::fetch::{build_client, fetch, FetchError, Fetched};
 use super::parse::{parse_key_document, parse_key_file, ParsedKey};
-use crate::admin::metrics::Metrics;
-use crate::config::{JwksConfig, KeyFileConfig, KeySourceConfig};
+use crate::metrics::Metrics;
+use super::{JwksConfig, KeyFileConfig, KeySourceConfig};
 use jsonwebtoken::Algorithm;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -143,6 +143,7 @@ impl KeyStore {
             }
             let binding = Arc::new(KeyBinding {
                 url: Arc::from(format!("file://{path}")),
+                issuers: file.issuers.clone(),
                 ..KeyBinding::default()
             });
             for key in document.keys {

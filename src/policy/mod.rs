@@ -9,7 +9,6 @@ pub mod path;
 #[cfg(test)]
 mod tests;
 
-use crate::config::Config;
 use crate::verify::Principal;
 use std::collections::HashSet;
 
@@ -140,8 +139,19 @@ impl RouteRule {
     }
 }
 
+/// What a `Policy` is compiled from; `config` builds it.
+#[derive(Debug, Clone)]
+pub struct PolicySettings {
+    pub default_public_paths: bool,
+    pub public_paths: Vec<PathRule>,
+    pub routes: Vec<RouteRule>,
+    pub default_route: RouteRule,
+    pub admin_principals: Vec<String>,
+    pub forward_auth_path: String,
+}
+
 impl Policy {
-    pub fn from_config(config: &Config) -> Policy {
+    pub fn new(config: PolicySettings) -> Policy {
         let mut public = Vec::new();
         if config.default_public_paths {
             public.push(PathRule {
@@ -153,18 +163,18 @@ impl Policy {
                 source: path.to_string(),
             }));
         }
-        public.extend(config.public_paths.iter().cloned());
+        public.extend(config.public_paths);
         Policy {
             public,
-            routes: config.routes.clone(),
-            default_route: config.default_route.clone(),
+            routes: config.routes,
+            default_route: config.default_route,
+            // DefaultAuthorizer compares admin principals with the lower-cased user name.
             admin_principals: config
-                .authorizer
                 .admin_principals
                 .iter()
-                .map(|p| p.to_ascii_lowercase())
+                .map(|p| p.to_lowercase())
                 .collect(),
-            forward_auth_path: config.forward_auth_path.clone(),
+            forward_auth_path: config.forward_auth_path,
         }
     }
 

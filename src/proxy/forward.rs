@@ -8,7 +8,7 @@
 
 use super::headers::is_upgrade;
 use super::ProxyError;
-use crate::config::UpstreamConfig;
+use super::UpstreamConfig;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -308,7 +308,7 @@ where
     let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .handshake(io)
         .await
-        .map_err(|error| ProxyError::Connect(crate::error::describe_chain(&error)))?;
+        .map_err(|error| ProxyError::Connect(crate::causes::describe_chain(&error)))?;
     tokio::spawn(async move {
         if let Err(error) = connection.with_upgrades().await {
             tracing::debug!(%error, "upstream connection ended with an error");
@@ -340,7 +340,7 @@ impl Forwarder {
             .to_string();
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https {
-            let config = crate::server::tls::client_config(
+            let config = crate::tls::client_config(
                 config.ca_file.as_deref(),
                 config.insecure_skip_verify,
             )?;
@@ -470,9 +470,9 @@ fn classify(error: hyper::Error) -> ProxyError {
             .downcast_ref::<hyper::Error>()
             .is_some_and(hyper::Error::is_user)
         {
-            return ProxyError::ClientBody(crate::error::describe_chain(&error));
+            return ProxyError::ClientBody(crate::causes::describe_chain(&error));
         }
         source = cause.source();
     }
-    ProxyError::Reset(crate::error::describe_chain(&error))
+    ProxyError::Reset(crate::causes::describe_chain(&error))
 }

@@ -15,6 +15,7 @@ mod tests;
 
 pub use forward::{Forwarder, GatewayBody, RequestBody, UpstreamBody};
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Why the upstream could not answer.
@@ -44,4 +45,17 @@ impl ProxyError {
             ProxyError::ClientBody(_) => "client_body",
         }
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `scheme://authority`, no trailing slash; request paths are appended verbatim.
+    pub url: http::Uri,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+    /// Idle pooled upstream connections are closed after this long.
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
 }

@@ -11,7 +11,7 @@
 //! feed (`/api/v1/push/feed`), which browsers open without a token, is judged in hops 3 and 4 by
 //! `proxy::feed` instead; a successful `loggedInUser` answer gets the feed cookie in hop 6.
 
-use crate::admin::metrics::{method_label, Metrics};
+use crate::metrics::{method_label, Metrics};
 use crate::config::{Config, ServerConfig};
 use crate::error::{respond, Rejection};
 use crate::jwks::KeyStore;
@@ -51,8 +51,8 @@ impl Runtime {
         workers: usize,
     ) -> Result<Runtime, String> {
         Ok(Runtime {
-            policy: Policy::from_config(&config),
-            authenticator: Authenticator::new(&config, key_store, metrics),
+            policy: config.policy(),
+            authenticator: Authenticator::new(config.verify_settings(), key_store, metrics),
             forwarder: Forwarder::new(&config.upstream, workers)?,
             config,
         })

@@ -8,7 +8,7 @@
 //! Per-request limits that can be answered in JSON (414, 431) are the gateway service's.
 
 use super::gateway::Gateway;
-use super::tls::ReloadingTls;
+use crate::tls::ReloadingTls;
 use crate::admin;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

@@ -6,9 +6,8 @@
 
 pub mod gateway;
 pub mod listen;
-pub mod tls;
 
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::config::{Config, Environment};
 use crate::jwks::KeyStore;
 use gateway::{Gateway, Runtime};
@@ -86,7 +85,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .map_err(|_| StartError::Initialise("the system random number generator failed".into()))?;
     let tls = match &config.server.tls {
         Some(files) => Some(
-            tls::ReloadingTls::load(&files.cert_file, &files.key_file).map_err(StartError::Tls)?,
+            crate::tls::ReloadingTls::load(&files.cert_file, &files.key_file).map_err(StartError::Tls)?,
         ),
         None => None,
     };

@@ -1,16 +1,22 @@
-//! Claim checks and the principal, as OpenMetadata's JwtFilter reads them: its own claims
-//! (`isBot`, `tokenType`, `roles`, `email`, the principal claims) case-insensitively; registered
-//! claims (`exp`, `nbf`, `iat`, `iss`, `aud`) exactly.
+//! Claim checks and the principal, as OpenMetadata's server reads them.
+//!
+//! Mirrors `openmetadata-service/.../security/JwtFilter.java` (claims in a case-insensitive map,
+//! `isBot`, roles, the checks after the signature) and `SecurityUtil.java`
+//! (`findUserNameFromClaims`, `findEmailFromClaims`, `validateDomainEnforcement`,
+//! `isOpenMetadataIssuedToken`). OpenMetadata's own claims and the principal claims are looked up
+//! case-insensitively, as the server's `TreeMap(String.CASE_INSENSITIVE_ORDER)` does; registered
+//! claims (`exp`, `nbf`, `iat`, `iss`, `aud`) exactly. Where the gateway is stricter than the
+//! server (nbf/iat, iss/aud lists, tokens without `exp`, values it cannot forward), README's
+//! "Deliberately stricter than the server" lists it with its switch.
 
 use super::shared::SharedValues;
 use super::token::audiences_of;
-use super::AuthError;
-use crate::config::{Config, ExpiryPolicy};
+use super::{AuthError, ExpiryPolicy};
 use crate::jwks::VerifyingKey;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Who a verified token speaks for.
 ///
@@ -19,12 +25,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// (`SharedValues`), `key_source` is the key's own, and only the user's name and email are copied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
-    /// The user name: the principal claim's value before any `@`.
+    /// The user name as the server derives it: the principal claim's value before the first `@`,
+    /// lower-cased.
     pub name: String,
+    /// The email as the server derives it (lower-cased); `name@principalDomain` when the claim
+    /// holds no `@`.
     pub email: Option<Box<str>>,
     pub is_bot: bool,
     pub token_type: Option<Arc<str>>,
+    /// The token's roles claim (a JSON array of strings); what route rules match against.
     pub roles: Arc<[String]>,
+    /// Whether the server itself takes `roles` from this token (`useRolesFromProvider`, non-bots
+    /// only); otherwise it reads the user's roles from its database.
+    pub server_uses_token_roles: bool,
+    /// Minted by OpenMetadata itself (its key id and issuer): exempt from domain enforcement.
+    pub issued_by_openmetadata: bool,
     pub issuer: Option<Arc<str>>,
     /// `exp` in Unix seconds; `None` for tokens without expiry.
     pub expires_at: Option<u64>,
@@ -43,56 +58,89 @@ impl Principal {
             .find(|(name, _)| name == lower_name)
             .map(|(_, value)| value)
     }
+
+    /// The domain of the email: the text after the first `@` up to the next one, as the server's
+    /// `email.split("@")[1]` reads it.
+    pub fn email_domain(&self) -> Option<&str> {
+        self.email.as_deref().and_then(domain_of)
+    }
 }
 
-/// What claim checking needs from the configuration, prepared once.
+/// `jwtPrincipalClaimsMapping` once validated: the claim holding the user name and the one
+/// holding the email (`SecurityUtil.validatePrincipalClaimsMapping` requires both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalMapping {
+    pub username_claim: String,
+    pub email_claim: String,
+}
+
+/// The identity OpenMetadata signs its own tokens with (`jwtTokenConfiguration`): tokens
+/// carrying both its key id and its issuer are exempt from domain enforcement, as on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenMetadataIdentity {
+    pub issuer: String,
+    pub key_id: String,
+}
+
+/// What claim checking needs from the configuration; `config` builds it, nothing here reads
+/// `Config`.
+#[derive(Debug, Clone)]
+pub struct ClaimRules {
+    pub default_algorithm: jsonwebtoken::Algorithm,
+    /// When non-empty, `iss` must be one of these (a gateway addition).
+    pub issuers: Vec<String>,
+    /// When non-empty, `aud` must contain one of these (a gateway addition).
+    pub audiences: Vec<String>,
+    pub clock_skew: Duration,
+    pub expiry_policy: ExpiryPolicy,
+    /// `jwtPrincipalClaims`, in order.
+    pub principal_claims: Vec<String>,
+    pub principal_mapping: Option<PrincipalMapping>,
+    pub roles_claim: String,
+    pub use_roles_from_provider: bool,
+    pub principal_domain: String,
+    pub enforce_principal_domain: bool,
+    pub allowed_domains: Vec<String>,
+    pub openmetadata: Option<OpenMetadataIdentity>,
+    /// Claims some route's `claims` requirement names (lower-cased).
+    pub extra_claims: BTreeSet<String>,
+}
+
+/// `ClaimRules` prepared once per configuration generation.
 #[derive(Debug, Clone)]
 pub struct ClaimSettings {
     pub default_algorithm: jsonwebtoken::Algorithm,
-    issuers: Vec<String>,
-    audiences: Vec<String>,
-    clock_skew: u64,
-    expiry_policy: ExpiryPolicy,
-    principal_claims: Vec<String>,
-    principal_claims_mapping: Vec<(String, String)>,
-    roles_claim: String,
-    enforce_principal_domain: bool,
-    principal_domain: String,
-    allowed_domains: Vec<String>,
-    extra_claims: BTreeSet<String>,
+    rules: ClaimRules,
+    /// `allowedDomains` when non-empty, else `principalDomain`; lower-cased.
+    expected_domains: Vec<String>,
     /// Shared copies of the values principals repeat; one table per configuration generation.
     shared: Arc<SharedValues>,
 }
 
 impl ClaimSettings {
-    pub fn from_config(config: &Config) -> ClaimSettings {
-        let auth = &config.auth;
-        let extra_claims = config
-            .routes
+    pub fn new(rules: ClaimRules) -> ClaimSettings {
+        // SecurityUtil.validateDomainEnforcement: allowedDomains replaces principalDomain.
+        // An empty principalDomain expects nothing (the server's `Set.of()`), not an empty domain.
+        let configured = if rules.allowed_domains.is_empty() {
+            std::slice::from_ref(&rules.principal_domain)
+        } else {
+            rules.allowed_domains.as_slice()
+        };
+        let expected_domains = configured
             .iter()
-            .chain(std::iter::once(&config.default_route))
-            .flat_map(|route| route.require.claims.iter().map(|(name, _)| name.clone()))
+            .filter(|domain| !domain.is_empty())
+            .map(|domain| domain.to_lowercase())
             .collect();
         ClaimSettings {
-            default_algorithm: auth.token_validation_algorithm,
-            issuers: auth.issuers.clone(),
-            audiences: auth.audiences.clone(),
-            clock_skew: auth.clock_skew.as_secs(),
-            expiry_policy: auth.allow_tokens_without_expiry,
-            principal_claims: auth.principal_claims.clone(),
-            principal_claims_mapping: auth.principal_claims_mapping.clone(),
-            roles_claim: auth.roles_claim.clone(),
-            enforce_principal_domain: config.authorizer.enforce_principal_domain,
-            principal_domain: config.authorizer.principal_domain.to_ascii_lowercase(),
-            allowed_domains: config
-                .authorizer
-                .allowed_domains
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
-            extra_claims,
+            default_algorithm: rules.default_algorithm,
+            expected_domains,
+            rules,
             shared: Arc::new(SharedValues::default()),
         }
+    }
+
+    pub fn rules(&self) -> &ClaimRules {
+        &self.rules
     }
 }
 
@@ -103,26 +151,35 @@ fn now_seconds() -> u64 {
         .unwrap_or(0)
 }
 
-/// Look up one of OpenMetadata's own claims, ignoring case as the server does.
-fn claim_ci<'a>(claims: &'a Map<String, Value>, lower_name: &str) -> Option<&'a Value> {
-    claims.get(lower_name).or_else(|| {
-        claims
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(lower_name))
-            .map(|(_, value)| value)
-    })
+/// The domain part of an email as the server's `split("@")[1]` reads it: after the first `@`,
+/// up to the next one. `None` without an `@` or when nothing follows it.
+pub fn domain_of(email: &str) -> Option<&str> {
+    let (_, rest) = email.split_once('@')?;
+    let domain = rest.split('@').next().unwrap_or(rest);
+    (!domain.is_empty()).then_some(domain)
 }
 
-fn string_claim(claims: &Map<String, Value>, lower_name: &str) -> Option<String> {
-    string_claim_ref(claims, lower_name).map(str::to_string)
-}
-
-/// A non-blank string claim, trimmed.
-fn string_claim_ref<'a>(claims: &'a Map<String, Value>, lower_name: &str) -> Option<&'a str> {
-    match claim_ci(claims, lower_name)? {
-        Value::String(text) if !text.trim().is_empty() => Some(text.trim()),
-        _ => None,
+/// Look up one of OpenMetadata's own claims ignoring case, as the server's case-insensitive claim
+/// map does. Two claims that differ only in case are refused: the server would pick one of them
+/// by hash order, so no answer here could be sure to match it.
+fn claim_ci<'a>(
+    claims: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a Value>, AuthError> {
+    let mut found = None;
+    for (key, value) in claims {
+        if key.eq_ignore_ascii_case(name) {
+            if found.is_some() {
+                return Err(AuthError::AmbiguousClaim(truncate(name)));
+            }
+            found = Some(value);
+        }
     }
+    Ok(found)
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(64).collect()
 }
 
 /// A numeric date claim: absent/null → `Ok(None)`; anything but a number → error.
@@ -138,24 +195,27 @@ fn date_claim(claims: &Map<String, Value>, name: &'static str) -> Result<Option<
     }
 }
 
+/// `SecurityUtil.isBot`: only a JSON `true` makes a bot (`Claim.asBoolean()` is null for the
+/// string `"true"`).
+fn is_bot(claims: &Map<String, Value>) -> Result<bool, AuthError> {
+    Ok(matches!(claim_ci(claims, "isbot")?, Some(Value::Bool(true))))
+}
+
 /// Check every claim of a token whose signature `key` verified, and build its principal.
 pub fn check_claims(
     claims: &Map<String, Value>,
     key: &Arc<VerifyingKey>,
     settings: &ClaimSettings,
 ) -> Result<Principal, AuthError> {
+    let rules = &settings.rules;
     let now = now_seconds();
-    let skew = settings.clock_skew;
-    let is_bot = match claim_ci(claims, "isbot") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(_) => return Err(AuthError::BadClaim("isBot")),
-    };
+    let skew = rules.clock_skew.as_secs();
+    let is_bot = is_bot(claims)?;
     let expires_at = date_claim(claims, "exp")?;
     match expires_at {
         Some(exp) if now > exp.saturating_add(skew) => return Err(AuthError::Expired),
         Some(_) => {}
-        None => match settings.expiry_policy {
+        None => match rules.expiry_policy {
             ExpiryPolicy::All => {}
             ExpiryPolicy::Bots if is_bot => {}
             _ => return Err(AuthError::NoExpiry),
@@ -172,96 +232,171 @@ pub fn check_claims(
         Some(Value::String(iss)) => Some(iss.as_str()),
         Some(_) => return Err(AuthError::BadClaim("iss")),
     };
-    if !settings.issuers.is_empty()
-        && !issuer.is_some_and(|iss| settings.issuers.iter().any(|accepted| accepted == iss))
+    if !rules.issuers.is_empty()
+        && !issuer.is_some_and(|iss| rules.issuers.iter().any(|accepted| accepted == iss))
     {
-        return Err(AuthError::IssuerRejected(
-            issuer.unwrap_or_default().chars().take(64).collect(),
-        ));
+        return Err(AuthError::IssuerRejected(truncate(issuer.unwrap_or_default())));
     }
-    if !settings.audiences.is_empty()
+    if !rules.audiences.is_empty()
         && !audiences_of(claims)
             .iter()
-            .any(|aud| settings.audiences.iter().any(|a| a == aud))
+            .any(|aud| rules.audiences.iter().any(|a| a == aud))
     {
         return Err(AuthError::AudienceRejected);
     }
-    let (name, email) = principal_of(claims, settings)?;
-    if settings.enforce_principal_domain && !is_bot {
-        let domain = email
-            .as_deref()
-            .and_then(|e| e.rsplit_once('@'))
-            .map(|(_, d)| d.to_ascii_lowercase());
-        let allowed = domain.is_some_and(|domain| {
-            domain == settings.principal_domain || settings.allowed_domains.contains(&domain)
-        });
-        if !allowed {
+    let identity = identity_of(claims, is_bot, rules)?;
+    let kid = key.key.kid.as_deref();
+    // SecurityUtil.isOpenMetadataIssuedToken: its key id and its issuer, both configured.
+    let issued_by_openmetadata = rules.openmetadata.as_ref().is_some_and(|om| {
+        !om.issuer.is_empty()
+            && !om.key_id.is_empty()
+            && kid == Some(om.key_id.as_str())
+            && issuer == Some(om.issuer.as_str())
+    });
+    // JwtFilter.checkValidationsForToken: enforcement skips OpenMetadata's own tokens, and
+    // SecurityUtil.validateDomainEnforcement skips bots.
+    if rules.enforce_principal_domain && !issued_by_openmetadata && !is_bot {
+        let domain = identity.domain.as_deref().unwrap_or("").to_lowercase();
+        if !settings
+            .expected_domains
+            .iter()
+            .any(|expected| *expected == domain)
+        {
             return Err(AuthError::DomainMismatch);
         }
     }
-    let roles = match claim_ci(claims, &settings.roles_claim) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        Some(Value::String(role)) => role
-            .split(',')
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty())
-            .collect(),
-        _ => Vec::new(),
+    let roles = roles_of(claims, &rules.roles_claim)?;
+    let token_type = match claim_ci(claims, "tokentype")? {
+        Some(Value::String(text)) => Some(text.as_str()),
+        _ => None,
     };
-    let extra_claims = settings
+    // Values that become identity headers must be forwardable as they are: a CR or LF (or any
+    // other control character) would otherwise be dropped or split a header.
+    for value in [identity.name.as_str(), identity.email.as_str()]
+        .into_iter()
+        .chain(token_type)
+        .chain(roles.iter().map(String::as_str))
+    {
+        if !forwardable(value) {
+            return Err(AuthError::Unforwardable);
+        }
+    }
+    if roles.iter().any(|role| role.contains(',')) {
+        return Err(AuthError::Unforwardable);
+    }
+    let extra_claims = rules
         .extra_claims
         .iter()
-        .filter_map(|name| claim_ci(claims, name).map(|value| (name.clone(), value.clone())))
-        .collect();
-    let token_type = string_claim_ref(claims, "tokentype");
+        .filter_map(|name| match claim_ci(claims, name) {
+            Ok(Some(value)) => Some(Ok((name.clone(), value.clone()))),
+            Ok(None) => None,
+            Err(error) => Some(Err(error)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut shared = settings.shared.sharer();
     Ok(Principal {
-        name,
-        email: email.map(String::into_boxed_str),
+        name: identity.name,
+        email: Some(identity.email.into_boxed_str()),
         is_bot,
         token_type: token_type.map(|text| shared.string(text)),
+        server_uses_token_roles: rules.use_roles_from_provider && !is_bot,
         roles: shared.roles(roles),
+        issued_by_openmetadata,
         issuer: issuer.map(|text| shared.string(text)),
         expires_at,
-        kid: key.key.kid.as_deref().map(|kid| shared.string(kid)),
+        kid: kid.map(|kid| shared.string(kid)),
         key_source: key.binding.url.clone(),
         key_thumbprint: shared.string(&key.key.thumbprint),
         extra_claims,
     })
 }
 
-/// The user name and email, by `jwtPrincipalClaimsMapping` when set, else the first
-/// `jwtPrincipalClaims` present (the part before `@` is the name).
-fn principal_of(
+/// A header value the gateway can forward unchanged: no control characters.
+fn forwardable(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control())
+}
+
+/// The name, email and domain the server derives.
+struct Identity {
+    name: String,
+    email: String,
+    /// What `validateDomainEnforcement` compares (`None`: the value holds no `@`).
+    domain: Option<String>,
+}
+
+/// `SecurityUtil.findUserNameFromClaims`, `findEmailFromClaims` and the domain half of
+/// `validateDomainEnforcement`: with a mapping (non-bots only) the mapped claims; otherwise the
+/// first of `jwtPrincipalClaims` present. The name is the part before the first `@`, lower-cased;
+/// the email is the value when it holds `@`, else `name@principalDomain`, lower-cased.
+fn identity_of(
     claims: &Map<String, Value>,
-    settings: &ClaimSettings,
-) -> Result<(String, Option<String>), AuthError> {
-    if !settings.principal_claims_mapping.is_empty() {
-        let mapped = |field: &str| {
-            settings
-                .principal_claims_mapping
-                .iter()
-                .find(|(name, _)| name == field)
-                .and_then(|(_, claim)| string_claim(claims, claim))
-        };
-        let name = mapped("username").ok_or(AuthError::NoPrincipal)?;
-        let email = mapped("email").or_else(|| string_claim(claims, "email"));
-        return Ok((name, email));
+    is_bot: bool,
+    rules: &ClaimRules,
+) -> Result<Identity, AuthError> {
+    if let Some(mapping) = rules.principal_mapping.as_ref().filter(|_| !is_bot) {
+        let username = string_value(claim_ci(claims, &mapping.username_claim)?)
+            .filter(|value| !value.is_empty())
+            .ok_or(AuthError::MappedClaimMissing("username"))?;
+        let email = string_value(claim_ci(claims, &mapping.email_claim)?)
+            .filter(|value| value.contains('@'))
+            .ok_or(AuthError::MappedClaimMissing("email"))?;
+        let name = username.split('@').next().unwrap_or(username).to_lowercase();
+        if name.is_empty() {
+            return Err(AuthError::NoPrincipal);
+        }
+        return Ok(Identity {
+            name,
+            domain: domain_of(email).map(str::to_string),
+            email: email.to_lowercase(),
+        });
     }
-    let value = settings
-        .principal_claims
-        .iter()
-        .find_map(|claim| string_claim(claims, claim))
+    // getFirstMatchJwtClaim: the first claim *present*, whatever its value; the server does not
+    // fall through to the next one when it is empty or not a string.
+    let mut present = None;
+    for claim in &rules.principal_claims {
+        if let Some(value) = claim_ci(claims, claim)? {
+            present = Some(value);
+            break;
+        }
+    }
+    let value = string_value(present)
+        .filter(|value| !value.is_empty())
         .ok_or(AuthError::NoPrincipal)?;
-    let name = value.split('@').next().unwrap_or(&value).to_string();
+    let name = value.split('@').next().unwrap_or(value).to_lowercase();
     if name.is_empty() {
         return Err(AuthError::NoPrincipal);
     }
-    let email =
-        string_claim(claims, "email").or_else(|| value.contains('@').then(|| value.clone()));
-    Ok((name, email))
+    let email = if value.contains('@') {
+        value.to_lowercase()
+    } else if rules.principal_domain.is_empty() {
+        return Err(AuthError::NoPrincipalDomain);
+    } else {
+        format!("{value}@{}", rules.principal_domain).to_lowercase()
+    };
+    Ok(Identity {
+        name,
+        domain: domain_of(value).map(str::to_string),
+        email,
+    })
+}
+
+/// `Claim.asString()`: the text of a JSON string, nothing for any other JSON type.
+fn string_value(value: Option<&Value>) -> Option<&str> {
+    match value? {
+        Value::String(text) => Some(text.as_str()),
+        _ => None,
+    }
+}
+
+/// The roles claim, read only as a JSON array (`Claim.asList(String.class)`); its string items.
+/// A string, number or object there gives no roles.
+fn roles_of(claims: &Map<String, Value>, roles_claim: &str) -> Result<Vec<String>, AuthError> {
+    Ok(match claim_ci(claims, roles_claim)? {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    })
 }

@@ -15,11 +15,13 @@ mod tests;
 
 pub use bearer::{bearer_token, fingerprint, TokenDigest};
 pub use cache::TokenCache;
-pub use claims::{check_claims, ClaimSettings, Principal};
+pub use claims::{
+    check_claims, domain_of, ClaimRules, ClaimSettings, OpenMetadataIdentity, Principal,
+    PrincipalMapping,
+};
 pub use token::{decode_unverified, UnverifiedToken};
 
-use crate::admin::metrics::Metrics;
-use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::jwks::KeyStore;
 use std::sync::Arc;
 
@@ -62,6 +64,14 @@ pub enum AuthError {
     NoPrincipal,
     #[error("email domain does not match the principal domain")]
     DomainMismatch,
+    #[error("claim `{0}` appears twice, in different cases")]
+    AmbiguousClaim(String),
+    #[error("the `{0}` claim named by jwtPrincipalClaimsMapping is not present or invalid")]
+    MappedClaimMissing(&'static str),
+    #[error("the principal claim holds no `@` and no principal domain is configured")]
+    NoPrincipalDomain,
+    #[error("a claim the gateway forwards holds a control character (or a role holds `,`)")]
+    Unforwardable,
 }
 
 impl AuthError {
@@ -86,8 +96,20 @@ impl AuthError {
             AuthError::BadClaim(_) => "bad_claim",
             AuthError::NoPrincipal => "no_principal",
             AuthError::DomainMismatch => "domain_mismatch",
+            AuthError::AmbiguousClaim(_) => "ambiguous_claim",
+            AuthError::MappedClaimMissing(_) => "mapped_claim_missing",
+            AuthError::NoPrincipalDomain => "no_principal_domain",
+            AuthError::Unforwardable => "unforwardable_claim",
         }
     }
+}
+
+/// What an `Authenticator` needs from the configuration; `config` builds it.
+#[derive(Debug, Clone)]
+pub struct VerifySettings {
+    pub claims: ClaimRules,
+    pub cache_max_entries: u64,
+    pub cache_ttl: std::time::Duration,
 }
 
 /// A verified request identity and the token's fingerprint for logs.
@@ -109,11 +131,15 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(config: &Config, key_store: Arc<KeyStore>, metrics: Arc<Metrics>) -> Authenticator {
+    pub fn new(
+        settings: VerifySettings,
+        key_store: Arc<KeyStore>,
+        metrics: Arc<Metrics>,
+    ) -> Authenticator {
         let cache = TokenCache::new(
-            config.token_cache.max_entries,
-            config.token_cache.ttl,
-            config.auth.clock_skew,
+            settings.cache_max_entries,
+            settings.cache_ttl,
+            settings.claims.clock_skew,
         );
         let cache = Arc::new(cache);
         // Weak: the key store outlives reloads, and must not keep a replaced generation's cache
@@ -130,7 +156,7 @@ impl Authenticator {
                 .with_label_values(&[result])
         };
         Authenticator {
-            settings: claims::ClaimSettings::from_config(config),
+            settings: claims::ClaimSettings::new(settings.claims),
             key_store,
             cache,
             cache_hits: counter("hit"),
@@ -184,4 +210,12 @@ impl Authenticator {
         let key = token::find_verifying_key(&unverified, &self.key_store, &self.settings).await?;
         claims::check_claims(&unverified.claims, &key, &self.settings)
     }
+}
+
+/// Who may present a token without `exp` (OpenMetadata bot tokens carry `"exp": null`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryPolicy {
+    Bots,
+    All,
+    None,
 }

@@ -4,7 +4,7 @@
 
 use super::shared::{SharedValues, MAX_SHARED_BYTES, MAX_SHARED_VALUES};
 use super::{fingerprint, AuthError, Authenticator, Principal, TokenCache, TokenDigest};
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::config::{ConfigText, LoadInput};
 use crate::jwks::KeyStore;
 use std::collections::HashMap;

@@ -980,7 +980,7 @@ async fn key_hints_in_the_token_header_are_never_followed() {
 
 /// An HTTPS key endpoint with the test CA's server certificate.
 async fn https_jwks_server(body: String) -> String {
-    let config = om_gateway::server::tls::server_config(
+    let config = om_gateway::tls::server_config(
         &fixture("tls/server.pem"),
         &fixture("tls/server.key.pem"),
     )

@@ -223,7 +223,7 @@ async fn rotated_certificate_is_served_to_new_connections_while_open_ones_keep_w
 async fn a_broken_certificate_file_keeps_the_previous_certificate() {
     let dir = tempfile::tempdir().unwrap();
     install_cert(dir.path(), "server-one");
-    let tls = om_gateway::server::tls::ReloadingTls::load(
+    let tls = om_gateway::tls::ReloadingTls::load(
         &dir.path().join("cert.pem"),
         &dir.path().join("key.pem"),
     )
@@ -242,7 +242,7 @@ async fn a_broken_certificate_file_keeps_the_previous_certificate() {
 
 /// A TLS upstream with the server-one certificate that answers 200 to everything.
 async fn tls_upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let config = om_gateway::server::tls::server_config(
+    let config = om_gateway::tls::server_config(
         &fixture("tls/server-one.pem"),
         &fixture("tls/server-one.key"),
     )
