@@ -35,7 +35,7 @@ fn routes(c: &mut Criterion) {
     let config = common::config(&format!(
         "upstream: {{ url: 'http://127.0.0.1:9' }}\n{PRESET}"
     ));
-    let policy = Policy::from_config(&config);
+    let policy = config.policy();
     let calls: Vec<(Method, String)> = CALLS
         .iter()
         .map(|(method, path)| {

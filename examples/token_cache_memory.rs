@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .next()
         .ok_or("the fixture key is not loaded")?;
-    let settings = ClaimSettings::from_config(&config);
+    let settings = ClaimSettings::new(config.verify_settings().claims);
     let cache = TokenCache::new(
         config.token_cache.max_entries,
         config.token_cache.ttl,

@@ -25,6 +25,8 @@ pub enum Rejection {
     BadPath(#[from] PathError),
     #[error("bad forward-auth request: {0}")]
     BadForwardAuth(&'static str),
+    #[error("method `{0}` is not upper case")]
+    BadMethod(String),
     #[error(transparent)]
     Feed(#[from] FeedError),
     #[error(transparent)]
@@ -53,6 +55,7 @@ impl Rejection {
             Rejection::Forbidden(_) | Rejection::ImpersonationForbidden => StatusCode::FORBIDDEN,
             Rejection::BadPath(_)
             | Rejection::BadForwardAuth(_)
+            | Rejection::BadMethod(_)
             | Rejection::BadBody
             | Rejection::Upstream(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Rejection::UriTooLong(_) => StatusCode::URI_TOO_LONG,
@@ -78,6 +81,9 @@ impl Rejection {
             }
             Rejection::BadPath(error) => format!("Bad request: {error}"),
             Rejection::BadForwardAuth(what) => format!("Bad request: {what}"),
+            Rejection::BadMethod(method) => {
+                format!("Bad request: method `{method}` must be written in upper case")
+            }
             Rejection::Feed(FeedError::UserMismatch) => FeedError::UserMismatch.to_string(),
             Rejection::Feed(FeedError::UserIdMissing) => {
                 format!("Bad request: {}", FeedError::UserIdMissing)
@@ -115,6 +121,7 @@ impl Rejection {
             Rejection::ImpersonationForbidden => "impersonation",
             Rejection::BadPath(_) => "bad_path",
             Rejection::BadForwardAuth(_) => "bad_forward_auth",
+            Rejection::BadMethod(_) => "bad_method",
             Rejection::Feed(error) => error.reason(),
             Rejection::Upstream(error) => error.reason(),
             Rejection::RequestTimeout => "request_timeout",

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod jwks;
+pub mod judge;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

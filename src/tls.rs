@@ -4,8 +4,38 @@
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Why a TLS configuration could not be built; names the file that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("no certificate in {0}")]
+    NoCertificate(PathBuf),
+    #[error("unusable certificate in {path}: {source}")]
+    Certificate {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("certificate and key do not fit: {0}")]
+    KeyMismatch(#[source] rustls::Error),
+    #[error("{0}")]
+    Protocol(#[from] rustls::Error),
+}
+
+fn read_error(path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError + '_ {
+    move |source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -16,24 +46,24 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub fn client_config(
     ca_file: Option<&Path>,
     insecure_skip_verify: bool,
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     if let Some(path) = ca_file {
-        let certificates = CertificateDer::pem_file_iter(path)
-            .map_err(|error| format!("cannot read CA file {}: {error}", path.display()))?;
+        let certificates = CertificateDer::pem_file_iter(path).map_err(read_error(path))?;
         for certificate in certificates {
-            let certificate = certificate
-                .map_err(|error| format!("bad certificate in {}: {error}", path.display()))?;
+            let certificate = certificate.map_err(read_error(path))?;
             roots
                 .add(certificate)
-                .map_err(|error| format!("unusable certificate in {}: {error}", path.display()))?;
+                .map_err(|source| TlsError::Certificate {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
         }
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?;
+        .with_safe_default_protocol_versions()?;
     let config = if insecure_skip_verify {
         builder
             .dangerous()
@@ -46,22 +76,20 @@ pub fn client_config(
 }
 
 /// Load a server certificate chain and key; TLS 1.2 and 1.3 only; ALPN offers h2 then http/1.1.
-pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<rustls::ServerConfig, String> {
+pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<rustls::ServerConfig, TlsError> {
     let chain = CertificateDer::pem_file_iter(cert_file)
-        .map_err(|error| format!("cannot read {}: {error}", cert_file.display()))?
+        .map_err(read_error(cert_file))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| format!("bad certificate in {}: {error}", cert_file.display()))?;
+        .map_err(read_error(cert_file))?;
     if chain.is_empty() {
-        return Err(format!("no certificate in {}", cert_file.display()));
+        return Err(TlsError::NoCertificate(cert_file.to_path_buf()));
     }
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|error| format!("cannot read key {}: {error}", key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(read_error(key_file))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|error| error.to_string())?
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|error| format!("certificate and key do not fit: {error}"))?;
+        .map_err(TlsError::KeyMismatch)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -124,7 +152,7 @@ pub struct ReloadingTls {
 }
 
 impl ReloadingTls {
-    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<ReloadingTls>, String> {
+    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<ReloadingTls>, TlsError> {
         let config = server_config(cert_file, key_file)?;
         Ok(Arc::new(ReloadingTls {
             cert_file: cert_file.to_path_buf(),

@@ -54,7 +54,7 @@ pub fn authenticator(config: &Config) -> Authenticator {
         metrics.clone(),
     )
     .unwrap_or_else(|error| panic!("key store: {error}"));
-    Authenticator::new(config, key_store, metrics)
+    Authenticator::new(config.verify_settings(), key_store, metrics)
 }
 
 /// An OpenMetadata bot token (the bench harness's shape) signed by a fixture key.

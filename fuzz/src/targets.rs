@@ -94,7 +94,7 @@ pub fn claim_fixture() -> (&'static Arc<VerifyingKey>, &'static ClaimSettings) {
             binding: Arc::new(KeyBinding::default()),
             fetched_at: SystemTime::now(),
         });
-        (key, ClaimSettings::from_config(&config))
+        (key, ClaimSettings::new(config.verify_settings().claims))
     });
     (key, settings)
 }

@@ -2,3 +2,17 @@
 //! listener so that probes and scrapes never compete with, or are exposed like, proxied traffic.
 
 pub mod routes;
+
+use crate::jwks::KeyStore;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+
+/// What the admin endpoints read from the running gateway; `server` implements it, so this
+/// module never depends on the server.
+pub trait AdminState: Send + Sync {
+    /// The key store of the current configuration generation.
+    fn key_store(&self) -> Arc<KeyStore>;
+    fn metrics(&self) -> &Metrics;
+    /// True once SIGTERM started the drain: `/readyz` answers 503.
+    fn is_draining(&self) -> bool;
+}

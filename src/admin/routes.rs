@@ -1,13 +1,13 @@
 //! `/healthz`, `/readyz`, `/metrics`, `/keys`.
 
 use crate::error::json_response;
-use crate::server::gateway::Gateway;
+use super::AdminState;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
 
-pub async fn handle<B>(gateway: &Gateway, request: Request<B>) -> Response<Full<Bytes>> {
+pub async fn handle<B>(gateway: &dyn AdminState, request: Request<B>) -> Response<Full<Bytes>> {
     if !matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
         return json_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -18,7 +18,7 @@ pub async fn handle<B>(gateway: &Gateway, request: Request<B>) -> Response<Full<
         "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
         "/readyz" => readiness(gateway),
         "/metrics" => {
-            let mut response = Response::new(Full::new(Bytes::from(gateway.metrics.render())));
+            let mut response = Response::new(Full::new(Bytes::from(gateway.metrics().render())));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -34,9 +34,8 @@ pub async fn handle<B>(gateway: &Gateway, request: Request<B>) -> Response<Full<
 }
 
 /// Ready once any key source has produced keys, and not while draining.
-fn readiness(gateway: &Gateway) -> Response<Full<Bytes>> {
-    let runtime = gateway.runtime();
-    let key_store = runtime.authenticator.key_store();
+fn readiness(gateway: &dyn AdminState) -> Response<Full<Bytes>> {
+    let key_store = gateway.key_store();
     let sources = key_store.status();
     let draining = gateway.is_draining();
     let ready = !draining && key_store.key_count() > 0;
@@ -55,9 +54,8 @@ fn readiness(gateway: &Gateway) -> Response<Full<Bytes>> {
     json_response(status, &json!({ "status": state, "keySources": sources }))
 }
 
-fn keys(gateway: &Gateway) -> Response<Full<Bytes>> {
-    let runtime = gateway.runtime();
-    let key_store = runtime.authenticator.key_store();
+fn keys(gateway: &dyn AdminState) -> Response<Full<Bytes>> {
+    let key_store = gateway.key_store();
     let keys: Vec<_> = key_store
         .all_keys()
         .iter()

@@ -36,18 +36,18 @@ fn effective_value(config: &Config) -> Value {
     let auth = &config.auth;
     json!({
         "server": {
-            "listen": config.server.listen.to_string(),
-            "adminListen": config.server.admin_listen.to_string(),
-            "tls": config.server.tls.as_ref().map(|tls| json!({"certFile": tls.cert_file, "keyFile": tls.key_file, "reloadInterval": format_duration(tls.reload_interval)})),
-            "maxHeaderBytes": config.server.max_header_bytes,
+            "listen": config.startup.listen.to_string(),
+            "adminListen": config.startup.admin_listen.to_string(),
+            "tls": config.startup.tls.as_ref().map(|tls| json!({"certFile": tls.cert_file, "keyFile": tls.key_file, "reloadInterval": format_duration(tls.reload_interval)})),
+            "maxHeaderBytes": config.startup.max_header_bytes,
             "requestTimeout": format_duration(config.server.request_timeout),
-            "shutdownGracePeriod": format_duration(config.server.shutdown_grace_period),
-            "logFormat": match config.server.log_format { LogFormat::Json => "json", LogFormat::Text => "text" },
-            "headerReadTimeout": format_duration(config.server.header_read_timeout),
+            "shutdownGracePeriod": format_duration(config.startup.shutdown_grace_period),
+            "logFormat": match config.startup.log_format { LogFormat::Json => "json", LogFormat::Text => "text" },
+            "headerReadTimeout": format_duration(config.startup.header_read_timeout),
             "maxUriBytes": config.server.max_uri_bytes,
-            "maxConnections": config.server.max_connections,
+            "maxConnections": config.startup.max_connections,
             "accessLog": config.server.access_log,
-            "workers": config.server.workers,
+            "workers": config.startup.workers,
         },
         "upstream": {
             "url": redact_url(&config.upstream.url.to_string()),

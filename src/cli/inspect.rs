@@ -6,7 +6,8 @@ use super::{report_config_error, ConfigArgs, EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 use crate::metrics::Metrics;
 use crate::error::{respond, Rejection};
 use crate::jwks::KeyStore;
-use crate::policy::{normalize_path, Policy};
+use crate::judge::{Judge, Question, Verdict};
+use crate::proxy::feed::FeedSessions;
 use crate::verify::{decode_unverified, fingerprint, Authenticator};
 use clap::Args;
 use std::io::Read;
@@ -16,10 +17,10 @@ use std::sync::Arc;
 pub struct InspectArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// The method of the request to judge.
+    /// The method of the request to judge (upper case, as on the wire).
     #[arg(long, default_value = "GET")]
     method: String,
-    /// The path of the request to judge.
+    /// The path of the request to judge, optionally with its query (`/api/v1/push/feed?userId=…`).
     #[arg(long, default_value = "/api/v1/tables")]
     path: String,
     /// The token, or `-` (or nothing) to read it from standard input.
@@ -46,13 +47,6 @@ pub fn inspect(args: InspectArgs) -> i32 {
         eprintln!("om-gateway inspect: no token given (argument or standard input)");
         return EXIT_INVALID;
     }
-    let Ok(method) = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes()) else {
-        eprintln!(
-            "om-gateway inspect: --method `{}` is not an HTTP method",
-            args.method
-        );
-        return EXIT_INVALID;
-    };
     let Ok(runtime) = super::runtime() else {
         return EXIT_FAILURE;
     };
@@ -84,50 +78,78 @@ pub fn inspect(args: InspectArgs) -> i32 {
             println!("source    {} {} ({} keys{})", source.url, source.state, source.keys,
                 source.last_error.map(|e| format!(", {e}")).unwrap_or_default());
         }
-        let authenticator = Authenticator::new(config.verify_settings(), key_store, metrics);
-        let policy = config.policy();
+        let authenticator = Authenticator::new(config.verify_settings(), key_store, metrics.clone());
+        let feed = match FeedSessions::new() {
+            Ok(feed) => Arc::new(feed),
+            Err(_) => {
+                eprintln!("om-gateway inspect: the system random number generator failed");
+                return EXIT_FAILURE;
+            }
+        };
+        let judge = Judge::new(config.policy(), authenticator, feed, metrics);
         let domain = config.authorizer.principal_domain.clone();
-        let deny = |rejection: Rejection| {
-            let response = respond(&rejection, &domain);
+        let deny = |rejection: &Rejection| {
+            let response = respond(rejection, &domain);
             let body = serde_json::json!({"code": response.status().as_u16(), "message": rejection.message(&domain)});
             println!("decision  deny {} {body}", response.status().as_u16());
             EXIT_FAILURE
         };
-        let path = match normalize_path(&args.path) {
-            Ok(path) => path.into_owned(),
-            Err(error) => return deny(Rejection::BadPath(error)),
-        };
-        if policy.is_public(&path) {
-            println!("route     public path {path}: no token needed");
-            println!("decision  allow");
-            return EXIT_OK;
+        let mut headers = http::HeaderMap::new();
+        match http::HeaderValue::from_str(&format!("Bearer {token}")) {
+            Ok(value) => {
+                headers.insert(http::header::AUTHORIZATION, value);
+            }
+            Err(_) => {
+                eprintln!("om-gateway inspect: the token holds characters no header can carry");
+                return EXIT_INVALID;
+            }
         }
-        let principal = match authenticator.verify(&token).await {
-            Ok(principal) => principal,
-            Err(error) => return deny(Rejection::Auth(error)),
+        let question = match Question::for_inspect(&args.method, &args.path, &headers) {
+            Ok(question) => question,
+            Err(rejection) => return deny(&rejection),
         };
-        println!("key       kid {} from {} (thumbprint {})", principal.kid.as_deref().unwrap_or("(none)"), principal.key_source, principal.key_thumbprint);
-        println!(
-            "principal {} (email {}, isBot {}, tokenType {}, roles [{}], exp {})",
-            principal.name,
-            principal.email.as_deref().unwrap_or("-"),
-            principal.is_bot,
-            principal.token_type.as_deref().unwrap_or("-"),
-            principal.roles.join(", "),
-            principal.expires_at.map(|e| e.to_string()).unwrap_or_else(|| "none".into())
-        );
-        println!("route     {} for {method} {path}", policy.route_for(&method, &path).name);
-        match policy.authorize(&principal, &method, &path) {
-            Ok(_) => {
-                let mut headers = http::HeaderMap::new();
-                crate::proxy::headers::set_identity_headers(&mut headers, &principal);
-                println!("decision  allow; headers sent upstream:");
-                for (name, value) in &headers {
-                    println!("          {name}: {}", value.to_str().unwrap_or("(binary)"));
+        // The explanation: what the token says and which key verifies it. The decision below
+        // is the judge's, the same one the proxy and forward-auth make.
+        match judge.authenticator().verify(&token).await {
+            Ok(principal) => {
+                println!("key       kid {} from {} (thumbprint {})", principal.kid.as_deref().unwrap_or("(none)"), principal.key_source, principal.key_thumbprint);
+                println!(
+                    "principal {} (email {}, isBot {}, tokenType {}, roles [{}], exp {}{})",
+                    principal.name,
+                    principal.email.as_deref().unwrap_or("-"),
+                    principal.is_bot,
+                    principal.token_type.as_deref().unwrap_or("-"),
+                    principal.roles.join(", "),
+                    principal.expires_at.map(|e| e.to_string()).unwrap_or_else(|| "none".into()),
+                    if principal.issued_by_openmetadata { ", issued by OpenMetadata" } else { "" },
+                );
+            }
+            Err(error) => println!("token     not accepted: {error}"),
+        }
+        let readings: Vec<&str> = question.path.iter().collect();
+        if readings.len() > 1 {
+            println!("path      read as {}", readings.join(" | "));
+        }
+        match judge.decide(&question).await {
+            Verdict::Allow(allowed) => {
+                println!("route     {} for {} {}", allowed.route, question.method, question.path.forwarded());
+                match &allowed.principal {
+                    None => println!("decision  allow ({}: no token needed)", allowed.reason),
+                    Some(principal) => {
+                        let mut identity = http::HeaderMap::new();
+                        crate::proxy::headers::set_identity_headers(&mut identity, principal);
+                        println!("decision  allow; headers sent upstream:");
+                        for (name, value) in &identity {
+                            println!("          {name}: {}", value.to_str().unwrap_or("(binary)"));
+                        }
+                    }
                 }
                 EXIT_OK
             }
-            Err(denied) => deny(Rejection::Forbidden(denied)),
+            Verdict::Deny(refused) => {
+                println!("route     {} for {} {}", refused.route, question.method, question.path.forwarded());
+                deny(&refused.rejection)
+            }
         }
     })
 }

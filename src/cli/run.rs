@@ -10,7 +10,7 @@ pub fn run(args: ConfigArgs) -> i32 {
     };
     // Dropped when `run` returns, before the process exits: flushes the last log lines.
     let _log_writer = crate::telemetry::init(
-        config.server.log_format,
+        config.startup.log_format,
         ProcessEnvironment.var("OM_GATEWAY_LOG").as_deref(),
     );
     let runtime = match runtime() {

@@ -30,6 +30,7 @@ pub use env::{Environment, ProcessEnvironment, KNOWN_VARIABLES};
 /// The validated configuration. Built only by [`load`]; the request path never parses strings.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub startup: StartupConfig,
     pub server: ServerConfig,
     pub upstream: UpstreamConfig,
     pub auth: AuthConfig,
@@ -58,26 +59,62 @@ pub struct OpenMetadataConfig {
     pub public_key_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
+/// The `server` settings read once at start: listeners, TLS files, workers, connection limits,
+/// log format. A reload cannot change them; it keeps the running values and warns about each one
+/// the new file changes (`StartupConfig::changed`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartupConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub tls: Option<TlsFiles>,
     pub max_header_bytes: usize,
-    pub request_timeout: Duration,
-    pub shutdown_grace_period: Duration,
-    pub log_format: LogFormat,
     /// Time allowed for a request head to arrive, and for an idle HTTP/1 keep-alive connection
     /// to send its next request (slowloris protection).
     pub header_read_timeout: Duration,
-    /// Longest request target (path and query) answered; longer gets 414.
-    pub max_uri_bytes: usize,
     /// Client connections served at once; further connections wait in the listen backlog.
     pub max_connections: usize,
-    /// One JSON line per request on target `om_gateway::access`.
-    pub access_log: bool,
     /// Threads serving client connections, each with its own event loop and upstream pool.
     pub workers: usize,
+    pub shutdown_grace_period: Duration,
+    pub log_format: LogFormat,
+}
+
+/// The `server` settings a reload may change: they are read per request.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub request_timeout: Duration,
+    /// Longest request target (path and query) answered; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// One JSON line per request on target `om_gateway::access`.
+    pub access_log: bool,
+}
+
+impl StartupConfig {
+    /// The keys whose value differs in `other`, as written in the file.
+    pub fn changed(&self, other: &StartupConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |differs: bool, key: &'static str| {
+            if differs {
+                changed.push(key);
+            }
+        };
+        check(self.listen != other.listen, "server.listen");
+        check(self.admin_listen != other.admin_listen, "server.adminListen");
+        check(self.tls != other.tls, "server.tls");
+        check(self.max_header_bytes != other.max_header_bytes, "server.maxHeaderBytes");
+        check(
+            self.header_read_timeout != other.header_read_timeout,
+            "server.headerReadTimeout",
+        );
+        check(self.max_connections != other.max_connections, "server.maxConnections");
+        check(self.workers != other.workers, "server.workers");
+        check(
+            self.shutdown_grace_period != other.shutdown_grace_period,
+            "server.shutdownGracePeriod",
+        );
+        check(self.log_format != other.log_format, "server.logFormat");
+        changed
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -107,7 +107,15 @@ fn environment_overrides_win_over_the_file() {
         .iter()
         .map(|s| s.url.as_str())
         .collect();
-    assert_eq!(urls, ["http://env-a/jwks", "http://env-b/certs"]);
+    // OpenMetadata's own key (the upstream's JWKS) is always trusted, as the server trusts it.
+    assert_eq!(
+        urls,
+        [
+            "http://env-a/jwks",
+            "http://env-b/certs",
+            "http://openmetadata-server:8585/api/v1/system/config/jwks"
+        ]
+    );
     assert_eq!(
         config.auth.principal_claims,
         ["preferred_username", "email"]
@@ -116,7 +124,7 @@ fn environment_overrides_win_over_the_file() {
     assert!(config.authorizer.enforce_principal_domain);
     assert_eq!(config.authorizer.principal_domain, "example.com");
     assert_eq!(config.authorizer.allowed_domains, ["partner.example"]);
-    assert_eq!(config.server.listen.to_string(), "127.0.0.1:18080");
+    assert_eq!(config.startup.listen.to_string(), "127.0.0.1:18080");
     assert_eq!(
         config.upstream.url.to_string(),
         "http://openmetadata-server:8585/"
@@ -131,8 +139,13 @@ fn defaults_trust_the_upstreams_own_jwks() {
         config.auth.key_sources[0].url,
         "http://om:8585/api/v1/system/config/jwks"
     );
-    assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
-    assert_eq!(config.server.admin_listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(
+        config.auth.key_sources[0].issuers,
+        ["open-metadata.org"],
+        "bound to OpenMetadata's issuer"
+    );
+    assert_eq!(config.startup.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(config.startup.admin_listen.to_string(), "127.0.0.1:9090");
     assert_eq!(config.auth.allow_tokens_without_expiry, ExpiryPolicy::Bots);
     assert_eq!(
         config.auth.principal_claims,
@@ -152,8 +165,8 @@ fn key_sources_bind_and_public_key_urls_merge() {
     let sources = &config.auth.key_sources;
     assert_eq!(
         sources.len(),
-        2,
-        "the URL listed in both places is one source"
+        3,
+        "the URL listed in both places is one source, plus OpenMetadata's own"
     );
     assert_eq!(sources[0].url, "https://google/certs");
     assert_eq!(sources[0].issuers, ["accounts.google.com"]);
@@ -290,14 +303,15 @@ fn openmetadata_yaml_is_read_the_way_the_server_reads_it() {
         ("AUTHENTICATION_JWT_PRINCIPAL_CLAIMS_MAPPING", "[username:preferred_username, email:email]"),
     ])
     .unwrap();
-    assert_eq!(config.auth.key_sources.len(), 2);
+    // The two listed, and the upstream's own JWKS (http://localhost:8585 by default).
+    assert_eq!(config.auth.key_sources.len(), 3);
     assert!(config.authorizer.enforce_principal_domain);
     assert_eq!(
         config.auth.principal_claims_mapping,
-        [
-            ("username".to_string(), "preferred_username".to_string()),
-            ("email".to_string(), "email".to_string())
-        ]
+        Some(crate::verify::PrincipalMapping {
+            username_claim: "preferred_username".into(),
+            email_claim: "email".into(),
+        })
     );
 }
 

@@ -229,7 +229,7 @@ fn merge_openmetadata(
 }
 
 fn build(raw: RawConfig, problems: &mut Problems) -> Config {
-    let server = build_server(raw.server.unwrap_or_default(), problems);
+    let (startup, server) = build_server(raw.server.unwrap_or_default(), problems);
     let upstream = build_upstream(raw.upstream.unwrap_or_default(), problems);
     let openmetadata = build_openmetadata(raw.openmetadata.unwrap_or_default());
     let auth = build_auth(
@@ -279,6 +279,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
         deny: default_route.deny.unwrap_or(false),
     };
     Config {
+        startup,
         server,
         upstream,
         auth,
@@ -296,7 +297,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
     }
 }
 
-fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
+fn build_server(raw: RawServer, problems: &mut Problems) -> (StartupConfig, ServerConfig) {
     let tls = raw.tls.and_then(|tls| match (tls.cert_file, tls.key_file) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert_file: cert.into(),
@@ -328,7 +329,7 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
     if !(8192..=1 << 24).contains(&max_header_bytes) {
         problems.add("server.maxHeaderBytes", "must be between 8192 and 16777216");
     }
-    ServerConfig {
+    let startup = StartupConfig {
         listen: problems.socket_addr("server.listen", raw.listen.as_ref(), "0.0.0.0:8080"),
         admin_listen: problems.socket_addr(
             "server.adminListen",
@@ -337,12 +338,6 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
         ),
         tls,
         max_header_bytes: max_header_bytes.clamp(8192, 1 << 24) as usize,
-        request_timeout: problems.duration(
-            "server.requestTimeout",
-            raw.request_timeout.as_ref(),
-            // OpenMetadata's Python SDK waits 300 s and retries a 504, writes included.
-            Duration::from_secs(300),
-        ),
         shutdown_grace_period: problems.duration(
             "server.shutdownGracePeriod",
             raw.shutdown_grace_period.as_ref(),
@@ -354,21 +349,30 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> ServerConfig {
             raw.header_read_timeout.as_ref(),
             Duration::from_secs(10),
         ),
-        max_uri_bytes: problems.bounded(
-            "server.maxUriBytes",
-            raw.max_uri_bytes,
-            8192,
-            (256, 65_000),
-        ),
         max_connections: problems.bounded(
             "server.maxConnections",
             raw.max_connections,
             10_000,
             (1, 1_000_000),
         ),
-        access_log: raw.access_log.unwrap_or(true),
         workers: problems.bounded("server.workers", raw.workers, default_workers(), (1, 256)),
-    }
+    };
+    let server = ServerConfig {
+        request_timeout: problems.duration(
+            "server.requestTimeout",
+            raw.request_timeout.as_ref(),
+            // OpenMetadata's Python SDK waits 300 s and retries a 504, writes included.
+            Duration::from_secs(300),
+        ),
+        max_uri_bytes: problems.bounded(
+            "server.maxUriBytes",
+            raw.max_uri_bytes,
+            8192,
+            (256, 65_000),
+        ),
+        access_log: raw.access_log.unwrap_or(true),
+    };
+    (startup, server)
 }
 
 /// One worker per CPU this process may use (the cgroup quota counts), at most 256.

@@ -51,7 +51,7 @@ pub fn build_client(
     fetch_timeout: Duration,
     ca_file: Option<&std::path::Path>,
 ) -> Result<reqwest::Client, String> {
-    let tls = crate::tls::client_config(ca_file, false)?;
+    let tls = crate::tls::client_config(ca_file, false).map_err(|error| error.to_string())?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::limited(3))

@@ -12,7 +12,7 @@ pub mod store;
 mod tests;
 
 pub use parse::{KeyFamily, ParsedKey};
-pub use store::{KeyStore, SourceStatus, VerifyingKey};
+pub use store::{KeyStore, KeyStoreError, SourceStatus, VerifyingKey};
 
 use std::path::PathBuf;
 use std::time::Duration;

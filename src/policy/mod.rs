@@ -12,7 +12,7 @@ mod tests;
 use crate::verify::Principal;
 use std::collections::HashSet;
 
-pub use path::{normalize_path, PathError};
+pub use path::{normalize_path, path_readings, PathError, PathReadings};
 
 /// How a rule matches a normalised path.
 #[derive(Debug, Clone)]
@@ -131,11 +131,12 @@ impl RouteRule {
                 && path
                     .strip_suffix('/')
                     .is_some_and(|trimmed| self.path.matches(trimmed)));
+        // JAX-RS answers HEAD by running the @GET method, so a rule naming GET covers HEAD.
         path_matches
-            && self
-                .methods
-                .as_ref()
-                .is_none_or(|methods| methods.contains(method))
+            && self.methods.as_ref().is_none_or(|methods| {
+                methods.contains(method)
+                    || (*method == http::Method::HEAD && methods.contains(&http::Method::GET))
+            })
     }
 }
 
@@ -234,12 +235,13 @@ fn check_requirement(
             return Err((format!("isBot: {want}"), "require_is_bot"));
         }
     }
+    // Compared exactly, as JwtFilter compares `tokenType` with `PERSONAL_ACCESS`.
     if !require.token_types.is_empty() {
         let has = principal.token_type.as_deref().unwrap_or("");
         if !require
             .token_types
             .iter()
-            .any(|wanted| wanted.eq_ignore_ascii_case(has))
+            .any(|wanted| wanted == has)
         {
             return Err((
                 format!("tokenType one of [{}]", require.token_types.join(", ")),
@@ -272,11 +274,7 @@ fn check_requirement(
         ));
     }
     if !require.email_domains.is_empty() {
-        let domain = principal
-            .email
-            .as_deref()
-            .and_then(|email| email.rsplit_once('@'))
-            .map(|(_, domain)| domain);
+        let domain = principal.email_domain();
         if !domain.is_some_and(|domain| {
             require
                 .email_domains

@@ -150,27 +150,28 @@ impl FeedSessions {
         }
     }
 
-    /// Judge a feed request: `principal` is the verified bearer identity when one was sent.
+    /// Check a feed request (`principal`: the verified bearer identity when one was sent); the
+    /// `userId` it is bound to. Called by the decision module only.
     pub fn check(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
         principal: Option<&Principal>,
         now: u64,
-    ) -> Result<(), FeedError> {
+    ) -> Result<String, FeedError> {
         let requested = requested_user_id(query);
         if let Some(principal) = principal {
             let requested = requested?;
             let known = self.user_ids.get(&principal.name.to_ascii_lowercase());
             return match known {
-                Some(known) if known == requested => Ok(()),
+                Some(known) if known == requested => Ok(known),
                 _ => Err(FeedError::UserMismatch),
             };
         }
         let cookie = cookie_value(headers).ok_or(FeedError::NoCredential)?;
         let bound_user = self.verify_cookie(cookie, now)?;
         if requested? == bound_user {
-            Ok(())
+            Ok(bound_user.to_string())
         } else {
             Err(FeedError::UserMismatch)
         }

@@ -317,6 +317,17 @@ where
     Ok(sender)
 }
 
+/// Why the upstream client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwarderError {
+    #[error("upstream URL has no host")]
+    NoHost,
+    #[error("upstream host `{0}` is not a valid server name")]
+    BadHost(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
 pub struct Forwarder {
     pools: Arc<Pools>,
     connector: Connector,
@@ -326,12 +337,12 @@ pub struct Forwarder {
 
 impl Forwarder {
     /// `workers`: how many proxy worker threads will use it (each gets its own pool).
-    pub fn new(config: &UpstreamConfig, workers: usize) -> Result<Forwarder, String> {
+    pub fn new(config: &UpstreamConfig, workers: usize) -> Result<Forwarder, ForwarderError> {
         let authority = config
             .url
             .authority()
             .cloned()
-            .ok_or("upstream URL has no host")?;
+            .ok_or(ForwarderError::NoHost)?;
         let https = config.url.scheme_str() == Some("https");
         let host = authority
             .host()
@@ -345,13 +356,13 @@ impl Forwarder {
                 config.insecure_skip_verify,
             )?;
             let name = ServerName::try_from(host.clone())
-                .map_err(|error| format!("upstream host `{host}`: {error}"))?;
+                .map_err(|_| ForwarderError::BadHost(host.clone()))?;
             Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
         } else {
             None
         };
         let host_header = http::HeaderValue::from_str(authority.as_str())
-            .map_err(|error| format!("upstream authority: {error}"))?;
+            .map_err(|_| ForwarderError::BadHost(authority.to_string()))?;
         let slots = (0..=workers)
             .map(|_| Pool {
                 idle: Mutex::new(VecDeque::new()),

@@ -164,6 +164,20 @@ pub fn set_identity_headers(headers: &mut HeaderMap, principal: &Principal) {
     );
 }
 
+/// All five identity headers, empty: the answer of forward-auth for an anonymous caller, so an
+/// ingress that copies only the headers present still overwrites a client's own copies.
+pub fn set_anonymous_identity_headers(headers: &mut HeaderMap) {
+    for name in [
+        &X_AUTH_REQUEST_USER,
+        &X_AUTH_REQUEST_EMAIL,
+        &X_AUTH_REQUEST_ROLES,
+        &X_AUTH_REQUEST_IS_BOT,
+        &X_AUTH_REQUEST_TOKEN_TYPE,
+    ] {
+        headers.insert(name, HeaderValue::from_static(""));
+    }
+}
+
 /// `value` as a header value, `None` if it holds bytes a header value cannot (control characters).
 fn copied_value(value: &str) -> Option<HeaderValue> {
     if value.is_empty() {

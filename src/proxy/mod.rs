@@ -1,19 +1,17 @@
-//! Forwarding: the pooled upstream client (`forward`), header rewriting (`headers`), the
-//! forward-auth endpoint for ingress controllers (`forward_auth`), and the activity feed's
-//! cookie binding (`feed`).
+//! Forwarding: the pooled upstream client (`forward`), header rewriting (`headers`), and the
+//! activity feed's cookie (`feed`: its format and check, which the decision module calls).
 //!
 //! Owns everything that touches the upstream connection. Leaves the allow/deny decision to
-//! `verify` and `policy`, and error bodies to `error`.
+//! `judge`, and error bodies to `error`.
 
 pub mod feed;
 pub mod forward;
-pub mod forward_auth;
 pub mod headers;
 
 #[cfg(test)]
 mod tests;
 
-pub use forward::{Forwarder, GatewayBody, RequestBody, UpstreamBody};
+pub use forward::{Forwarder, ForwarderError, GatewayBody, RequestBody, UpstreamBody};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,28 +2,30 @@
 //!
 //! 1. `server::listen` accepted the connection (and did TLS) before we are called.
 //! 2. Here: assign the request id and open the span, so every log line can be correlated.
-//! 3. `verify::Authenticator::authenticate` checks the token (skipped for public paths).
-//! 4. `policy::Policy::authorize` applies the route rules to the verified principal.
+//! 3–4. `judge::Judge::decide` answers the `Question` built from the request: public path, the
+//!    activity feed's own credential, or the bearer token (`verify`) and the route rules
+//!    (`policy`) for every reading of the path. Nothing here decides; it only asks.
 //! 5. `proxy::Forwarder::forward` sends the request upstream, bodies streaming.
-//! 6. `error::respond`, or the upstream's response, goes back with the request id.
+//! 6. `error::respond`, or the upstream's response, goes back with the request id; a successful
+//!    `loggedInUser` answer gets the feed cookie (`proxy::feed`).
 //!
-//! Forward-auth requests stop after hop 4 and answer 200 with the identity headers. The activity
-//! feed (`/api/v1/push/feed`), which browsers open without a token, is judged in hops 3 and 4 by
-//! `proxy::feed` instead; a successful `loggedInUser` answer gets the feed cookie in hop 6.
+//! Forward-auth requests (`server::forward_auth`) ask the same judge and answer 200 or the
+//! refusal instead of forwarding.
 
-use crate::metrics::{method_label, Metrics};
-use crate::config::{Config, ServerConfig};
+use super::forward_auth;
+use crate::config::Config;
 use crate::error::{respond, Rejection};
 use crate::jwks::KeyStore;
-use crate::policy::{normalize_path, Policy};
+use crate::judge::{Judge, Question, Verdict};
+use crate::metrics::{method_label, Metrics};
 use crate::proxy::feed::{self, FeedSessions};
 use crate::proxy::headers::{
     is_upgrade, set_forwarded_headers, set_identity_headers, strip_hop_by_hop_headers,
-    strip_identity_headers, RequestIds, X_IMPERSONATE_USER, X_REQUEST_ID,
+    strip_identity_headers, RequestIds, X_REQUEST_ID,
 };
-use crate::proxy::{forward_auth, Forwarder, GatewayBody, RequestBody};
+use crate::proxy::{Forwarder, GatewayBody, RequestBody};
 use crate::verify::{Authenticator, Principal};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -35,44 +37,61 @@ use tracing::Instrument;
 /// Everything built from one configuration; swapped whole on reload.
 pub struct Runtime {
     pub config: Arc<Config>,
-    pub policy: Policy,
-    pub authenticator: Authenticator,
+    pub judge: Judge,
     pub forwarder: Forwarder,
 }
 
+/// Why a runtime could not be built from a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("upstream client: {0}")]
+    Upstream(#[from] crate::proxy::ForwarderError),
+}
+
 impl Runtime {
-    /// Build a runtime around an existing key store (reloads keep keys when sources are unchanged).
-    /// `workers`: how many proxy worker threads are running (one upstream pool each); a reload
-    /// passes the running count, not the new file's `server.workers`, which waits for a restart.
+    /// Build a runtime around an existing key store (reloads keep keys when sources are unchanged)
+    /// and the process-wide feed sessions. `workers`: how many proxy worker threads are running
+    /// (one upstream pool each); a reload passes the running count.
     pub fn new(
         config: Arc<Config>,
         key_store: Arc<KeyStore>,
         metrics: Arc<Metrics>,
+        feed: Arc<FeedSessions>,
         workers: usize,
-    ) -> Result<Runtime, String> {
+    ) -> Result<Runtime, RuntimeError> {
+        let authenticator =
+            Authenticator::new(config.verify_settings(), key_store, metrics.clone());
         Ok(Runtime {
-            policy: config.policy(),
-            authenticator: Authenticator::new(config.verify_settings(), key_store, metrics),
+            judge: Judge::new(config.policy(), authenticator, feed, metrics),
             forwarder: Forwarder::new(&config.upstream, workers)?,
             config,
         })
     }
-}
 
-/// The outcome of hops 3 and 4.
-pub struct Decision {
-    pub route: String,
-    pub principal: Option<Arc<Principal>>,
-    pub fingerprint: Option<String>,
+    pub fn key_store(&self) -> &Arc<KeyStore> {
+        self.judge.authenticator().key_store()
+    }
 }
 
 /// What the access log and metrics record of one request.
-struct Outcome {
-    route: String,
-    reason: &'static str,
-    principal: Option<Arc<Principal>>,
-    fingerprint: Option<String>,
-    upstream_seconds: Option<f64>,
+pub(super) struct Outcome {
+    pub route: String,
+    pub reason: &'static str,
+    pub principal: Option<Arc<Principal>>,
+    pub fingerprint: Option<String>,
+    pub upstream_seconds: Option<f64>,
+}
+
+impl Outcome {
+    fn new() -> Outcome {
+        Outcome {
+            route: "-".into(),
+            reason: "-",
+            principal: None,
+            fingerprint: None,
+            upstream_seconds: None,
+        }
+    }
 }
 
 pub struct Gateway {
@@ -83,23 +102,38 @@ pub struct Gateway {
     draining: AtomicBool,
     request_ids: RequestIds,
     /// Lives as long as the process (not a config generation), so reloads keep feed cookies valid.
-    feed_sessions: FeedSessions,
+    feed_sessions: Arc<FeedSessions>,
+}
+
+impl crate::admin::AdminState for Gateway {
+    fn key_store(&self) -> Arc<KeyStore> {
+        self.runtime().key_store().clone()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn is_draining(&self) -> bool {
+        Gateway::is_draining(self)
+    }
 }
 
 impl Gateway {
-    /// Fails only if the system random number generator cannot seed the feed-cookie key.
-    pub fn new(
-        runtime: Runtime,
-        metrics: Arc<Metrics>,
-    ) -> Result<Arc<Gateway>, aws_lc_rs::error::Unspecified> {
-        Ok(Arc::new(Gateway {
-            workers: runtime.config.server.workers,
+    pub fn new(runtime: Runtime, metrics: Arc<Metrics>, workers: usize) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            workers,
+            feed_sessions: runtime.judge.feed_sessions().clone(),
             runtime: RwLock::new(Arc::new(runtime)),
             metrics,
             draining: AtomicBool::new(false),
             request_ids: RequestIds::new(),
-            feed_sessions: FeedSessions::new()?,
-        }))
+        })
+    }
+
+    /// The process-wide feed sessions, for building the next runtime on reload.
+    pub fn feed_sessions(&self) -> &Arc<FeedSessions> {
+        &self.feed_sessions
     }
 
     /// The current configuration generation.
@@ -158,11 +192,8 @@ impl Gateway {
                 )
                 .map(Either::Right),
                 Outcome {
-                    route: "-".into(),
                     reason: Rejection::RequestTimeout.reason(),
-                    principal: None,
-                    fingerprint: None,
-                    upstream_seconds: None,
+                    ..Outcome::new()
                 },
             ),
         };
@@ -209,13 +240,7 @@ impl Gateway {
         tls: bool,
         request_id: &http::HeaderValue,
     ) -> (Response<GatewayBody>, Outcome) {
-        let mut outcome = Outcome {
-            route: "-".into(),
-            reason: "-",
-            principal: None,
-            fingerprint: None,
-            upstream_seconds: None,
-        };
+        let mut outcome = Outcome::new();
         let domain = &runtime.config.authorizer.principal_domain;
         let reject = |rejection: Rejection, outcome: Outcome| {
             let outcome = Outcome {
@@ -227,53 +252,41 @@ impl Gateway {
         if self.is_draining() && is_upgrade(request.headers()) {
             return reject(Rejection::Draining, outcome);
         }
-        if let Err(rejection) = check_head_limits(&request, &runtime.config.server) {
+        if let Err(rejection) = check_head_limits(&request, &runtime.config) {
             return reject(rejection, outcome);
         }
-        let path = match normalize_path(request.uri().path()) {
-            Ok(path) => path.into_owned(),
-            Err(error) => {
-                self.metrics.auth_decision("deny", "bad_path");
-                return reject(Rejection::BadPath(error), outcome);
-            }
-        };
-        let forward_auth_path = &runtime.config.forward_auth_path;
-        // Compared without building "{path}/" per request.
-        let is_forward_auth = path
-            .strip_prefix(forward_auth_path.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        if is_forward_auth {
+        if forward_auth::is_forward_auth(request.uri().path(), &runtime.config.forward_auth_path)
+        {
             outcome.route = "forward-auth".into();
-            let response =
-                forward_auth::answer(self, runtime, &request, &path, outcome_fields(&mut outcome))
-                    .await;
+            let response = forward_auth::answer(runtime, &request, &mut outcome).await;
             return (response, outcome);
         }
         strip_identity_headers(request.headers_mut());
-        // Hops 3 and 4. The feed has its own credential (see `proxy::feed`) unless made public.
-        let feed_path = feed::is_feed_path(&path);
-        if feed_path {
-            feed::strip_spoofable_headers(request.headers_mut());
-        }
-        let decided = if feed_path && !runtime.policy.is_public(&path) {
-            let query = request.uri().query();
-            self.decide_feed(runtime, request.headers(), request.method(), &path, query)
-                .await
-        } else {
-            self.decide(runtime, request.headers(), request.method(), &path)
-                .await
+        feed::strip_spoofable_headers(request.headers_mut());
+        // Hops 3 and 4: ask the judge.
+        let (verdict, forwarded_path) = {
+            let question =
+                match Question::from_request(request.method(), request.uri(), request.headers()) {
+                    Ok(question) => question,
+                    Err(rejection) => {
+                        runtime.judge.count_refused_question(&rejection);
+                        return reject(rejection, outcome);
+                    }
+                };
+            let verdict = runtime.judge.decide(&question).await;
+            (verdict, question.path.into_forwarded().into_owned())
         };
-        let decision = match decided {
-            Ok(decision) => decision,
-            Err((rejection, route, fingerprint)) => {
-                outcome.route = route;
-                outcome.fingerprint = fingerprint;
-                return reject(rejection, outcome);
+        let allowed = match verdict {
+            Verdict::Allow(allowed) => allowed,
+            Verdict::Deny(refused) => {
+                outcome.route = refused.route;
+                outcome.fingerprint = refused.fingerprint;
+                return reject(refused.rejection, outcome);
             }
         };
-        outcome.route = decision.route.clone();
-        outcome.fingerprint = decision.fingerprint.clone();
-        outcome.principal = decision.principal.clone();
+        outcome.route = allowed.route.clone();
+        outcome.fingerprint = allowed.fingerprint.clone();
+        outcome.principal = allowed.principal.clone();
         // Hop 5.
         let upgrade = is_upgrade(request.headers());
         let host = request
@@ -283,23 +296,23 @@ impl Gateway {
             .map(str::to_string)
             .or_else(|| request.uri().authority().map(|a| a.to_string()));
         // The UI's own `loggedInUser` call earns it the feed cookie; read that answer unencoded.
-        let feed_cookie_for = decision
+        let feed_cookie_for = allowed
             .principal
             .clone()
-            .filter(|_| feed::is_logged_in_user(request.method(), &path));
+            .filter(|_| feed::is_logged_in_user(request.method(), &forwarded_path));
         let secure = tls || forwarded_https(request.headers());
         let headers = request.headers_mut();
         if feed_cookie_for.is_some() {
             headers.remove(http::header::ACCEPT_ENCODING);
         }
         strip_hop_by_hop_headers(headers, upgrade);
-        if let Some(principal) = &decision.principal {
+        if let Some(principal) = &allowed.principal {
             set_identity_headers(headers, principal);
         }
         set_forwarded_headers(headers, peer.ip(), tls, host.as_deref());
         let path_and_query = match request.uri().query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path,
+            Some(query) => format!("{forwarded_path}?{query}"),
+            None => forwarded_path,
         };
         let (parts, body) = request.into_parts();
         let body = match RequestBody::prefetch(body).await {
@@ -347,128 +360,6 @@ impl Gateway {
             }
         }
     }
-
-    /// Hops 3 and 4: is this request public, or who is calling and may they? Shared by the proxy
-    /// path and forward-auth. On refusal returns the route label and token fingerprint for logs.
-    pub async fn decide(
-        &self,
-        runtime: &Runtime,
-        headers: &HeaderMap,
-        method: &Method,
-        path: &str,
-    ) -> Result<Decision, (Rejection, String, Option<String>)> {
-        self.decide_with(runtime, headers, method, path, |_| Ok(()))
-            .await
-    }
-
-    /// Hops 3 and 4 for the activity feed: a bearer token goes through the route rules and must
-    /// then resolve to the requested `userId`; without one, the feed cookie must bind that id.
-    async fn decide_feed(
-        &self,
-        runtime: &Runtime,
-        headers: &HeaderMap,
-        method: &Method,
-        path: &str,
-        query: Option<&str>,
-    ) -> Result<Decision, (Rejection, String, Option<String>)> {
-        let now = unix_now();
-        if headers.contains_key(http::header::AUTHORIZATION) {
-            return self
-                .decide_with(runtime, headers, method, path, |principal| {
-                    self.feed_sessions
-                        .check(headers, query, Some(principal), now)
-                        .map_err(Rejection::Feed)
-                })
-                .await;
-        }
-        match self.feed_sessions.check(headers, query, None, now) {
-            Ok(()) => {
-                self.metrics.auth_decision("allow", "feed_cookie");
-                Ok(Decision {
-                    route: "feed".into(),
-                    principal: None,
-                    fingerprint: None,
-                })
-            }
-            Err(error) => {
-                self.metrics.auth_decision("deny", error.reason());
-                Err((Rejection::Feed(error), "feed".into(), None))
-            }
-        }
-    }
-
-    /// `decide`, with one more check on the authorized principal before the allow is counted.
-    async fn decide_with(
-        &self,
-        runtime: &Runtime,
-        headers: &HeaderMap,
-        method: &Method,
-        path: &str,
-        extra_check: impl FnOnce(&Principal) -> Result<(), Rejection>,
-    ) -> Result<Decision, (Rejection, String, Option<String>)> {
-        if runtime.policy.is_public(path) {
-            self.metrics.auth_decision("allow", "public_path");
-            return Ok(Decision {
-                route: "public".into(),
-                principal: None,
-                fingerprint: None,
-            });
-        }
-        let route_name = || runtime.policy.route_for(method, path).name.clone();
-        let authenticated = match runtime.authenticator.authenticate(headers).await {
-            Ok(authenticated) => authenticated,
-            Err(error) => {
-                self.metrics.auth_decision("deny", error.reason());
-                tracing::debug!(reason = error.reason(), detail = %error, "authentication failed");
-                let fingerprint = crate::verify::bearer_token(headers)
-                    .ok()
-                    .map(crate::verify::fingerprint);
-                return Err((Rejection::Auth(error), route_name(), fingerprint));
-            }
-        };
-        let fingerprint = Some(authenticated.fingerprint.clone());
-        let principal = authenticated.principal;
-        if headers.contains_key(&X_IMPERSONATE_USER) && !principal.is_bot {
-            self.metrics.auth_decision("deny", "impersonation");
-            return Err((Rejection::ImpersonationForbidden, route_name(), fingerprint));
-        }
-        match runtime.policy.authorize(&principal, method, path) {
-            Ok(route) => {
-                if let Err(rejection) = extra_check(&principal) {
-                    self.metrics.auth_decision("deny", rejection.reason());
-                    return Err((rejection, route.name.clone(), fingerprint));
-                }
-                self.metrics.auth_decision("allow", "authorized");
-                Ok(Decision {
-                    route: route.name.clone(),
-                    principal: Some(principal),
-                    fingerprint,
-                })
-            }
-            Err(denied) => {
-                self.metrics.auth_decision("deny", denied.reason);
-                let route = denied.route.clone();
-                Err((Rejection::Forbidden(denied), route, fingerprint))
-            }
-        }
-    }
-}
-
-/// Forward-auth fills the same log fields; this hands it a mutable view.
-pub struct OutcomeFields<'a> {
-    pub route: &'a mut String,
-    pub reason: &'a mut &'static str,
-    pub principal: &'a mut Option<Arc<Principal>>,
-    pub fingerprint: &'a mut Option<String>,
-}
-
-fn outcome_fields(outcome: &mut Outcome) -> OutcomeFields<'_> {
-    OutcomeFields {
-        route: &mut outcome.route,
-        reason: &mut outcome.reason,
-        principal: &mut outcome.principal,
-        fingerprint: &mut outcome.fingerprint,
-    }
 }
 
 fn unix_now() -> u64 {
@@ -489,7 +380,8 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
 
 /// The limits hyper leaves to us, answered in JSON: the request target's length (414) and the
 /// head's size (431). hyper's own hard limits sit at twice these.
-fn check_head_limits(request: &Request<Incoming>, server: &ServerConfig) -> Result<(), Rejection> {
+fn check_head_limits(request: &Request<Incoming>, config: &Config) -> Result<(), Rejection> {
+    let server = &config.server;
     let target = request
         .uri()
         .path_and_query()
@@ -502,8 +394,9 @@ fn check_head_limits(request: &Request<Incoming>, server: &ServerConfig) -> Resu
         target + request.method().as_str().len() + 12,
         |total, (name, value)| total + name.as_str().len() + value.len() + 4,
     );
-    if head > server.max_header_bytes {
-        return Err(Rejection::HeadersTooLarge(server.max_header_bytes));
+    let max_header_bytes = config.startup.max_header_bytes;
+    if head > max_header_bytes {
+        return Err(Rejection::HeadersTooLarge(max_header_bytes));
     }
     Ok(())
 }

@@ -252,7 +252,7 @@ pub async fn serve_admin(
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(admin::routes::handle(&gateway, request).await) }
+                async move { Ok::<_, Infallible>(admin::routes::handle(&*gateway, request).await) }
             });
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)

@@ -1,16 +1,18 @@
-//! The running gateway: binding listeners, the per-request service (`gateway`), TLS (`tls`),
-//! SIGHUP reloads and SIGTERM drains.
+//! The running gateway: binding listeners, the per-request service (`gateway`), the
+//! forward-auth answer (`forward_auth`), SIGHUP reloads and SIGTERM drains.
 //!
 //! `start` is what `om-gateway run`, `demo` and the integration tests all call, so the tests
 //! exercise exactly the server users run.
 
+pub mod forward_auth;
 pub mod gateway;
 pub mod listen;
 
+use crate::config::{Config, ConfigError, Environment};
+use crate::jwks::{KeyStore, KeyStoreError};
 use crate::metrics::Metrics;
-use crate::config::{Config, Environment};
-use crate::jwks::KeyStore;
-use gateway::{Gateway, Runtime};
+use crate::proxy::feed::FeedSessions;
+use gateway::{Gateway, Runtime, RuntimeError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -23,14 +25,25 @@ pub enum StartError {
         address: SocketAddr,
         error: std::io::Error,
     },
-    #[error("{0}")]
-    KeyFiles(String),
+    #[error(transparent)]
+    KeyFiles(#[from] KeyStoreError),
     #[error("TLS: {0}")]
-    Tls(String),
-    #[error("upstream client: {0}")]
-    Upstream(String),
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Upstream(#[from] RuntimeError),
     #[error("cannot initialise: {0}")]
     Initialise(String),
+}
+
+/// Why a reload kept the running configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    KeyFiles(#[from] KeyStoreError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
 }
 
 impl StartError {
@@ -55,14 +68,16 @@ pub struct RunningServer {
     tls_watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn build_key_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<KeyStore>, StartError> {
+fn build_key_store(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<KeyStore>, KeyStoreError> {
     let key_store = KeyStore::new(
         &config.auth.key_sources,
         &config.auth.key_files,
         config.jwks.clone(),
         metrics.clone(),
-    )
-    .map_err(|error| StartError::KeyFiles(error.to_string()))?;
+    )?;
     key_store.start();
     Ok(key_store)
 }
@@ -74,19 +89,21 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         Metrics::new().map_err(|error| StartError::Initialise(format!("metrics: {error}")))?,
     );
     let key_store = build_key_store(&config, &metrics)?;
+    let feed = FeedSessions::new()
+        .map_err(|_| StartError::Initialise("the system random number generator failed".into()))?;
     let runtime = Runtime::new(
         config.clone(),
         key_store,
         metrics.clone(),
-        config.server.workers,
-    )
-    .map_err(StartError::Upstream)?;
-    let gateway = Gateway::new(runtime, metrics)
-        .map_err(|_| StartError::Initialise("the system random number generator failed".into()))?;
-    let tls = match &config.server.tls {
-        Some(files) => Some(
-            crate::tls::ReloadingTls::load(&files.cert_file, &files.key_file).map_err(StartError::Tls)?,
-        ),
+        Arc::new(feed),
+        config.startup.workers,
+    )?;
+    let gateway = Gateway::new(runtime, metrics, config.startup.workers);
+    let tls = match &config.startup.tls {
+        Some(files) => Some(crate::tls::ReloadingTls::load(
+            &files.cert_file,
+            &files.key_file,
+        )?),
         None => None,
     };
     let bind = |address: SocketAddr| async move {
@@ -94,30 +111,30 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             .await
             .map_err(|error| StartError::Bind { address, error })
     };
-    let proxy_listener = bind(config.server.listen).await?;
-    let admin_listener = bind(config.server.admin_listen).await?;
+    let proxy_listener = bind(config.startup.listen).await?;
+    let admin_listener = bind(config.startup.admin_listen).await?;
     let proxy_address = proxy_listener
         .local_addr()
         .map_err(|error| StartError::Bind {
-            address: config.server.listen,
+            address: config.startup.listen,
             error,
         })?;
     let admin_address = admin_listener
         .local_addr()
         .map_err(|error| StartError::Bind {
-            address: config.server.admin_listen,
+            address: config.startup.admin_listen,
             error,
         })?;
     let (shutdown, shutdown_receiver) = watch::channel(false);
     // The admin listener outlives the proxy's drain, so that /readyz can say 503 meanwhile.
     let (admin_shutdown, admin_shutdown_receiver) = watch::channel(false);
     let settings = listen::ConnectionSettings {
-        max_header_bytes: config.server.max_header_bytes,
-        header_read_timeout: config.server.header_read_timeout,
-        shutdown_grace_period: config.server.shutdown_grace_period,
-        max_connections: config.server.max_connections,
+        max_header_bytes: config.startup.max_header_bytes,
+        header_read_timeout: config.startup.header_read_timeout,
+        shutdown_grace_period: config.startup.shutdown_grace_period,
+        max_connections: config.startup.max_connections,
     };
-    let tls_watcher = match (&tls, &config.server.tls) {
+    let tls_watcher = match (&tls, &config.startup.tls) {
         (Some(tls), Some(files)) => Some(tls.watch(files.reload_interval)),
         _ => None,
     };
@@ -138,7 +155,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         gateway.clone(),
         admin_shutdown_receiver,
     ));
-    tracing::info!(proxy = %proxy_address, admin = %admin_address, upstream = %config.upstream.url, workers = config.server.workers, "om-gateway serving");
+    tracing::info!(proxy = %proxy_address, admin = %admin_address, upstream = %config.upstream.url, workers = config.startup.workers, "om-gateway serving");
     Ok(RunningServer {
         proxy_address,
         admin_address,
@@ -159,7 +176,7 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         // The proxy loop returns once its connections are done or the grace period is over;
         // the extra minute only guards against a bug there.
-        let limit = self.gateway.runtime().config.server.shutdown_grace_period
+        let limit = self.gateway.runtime().config.startup.shutdown_grace_period
             + std::time::Duration::from_secs(60);
         let _ = tokio::time::timeout(limit, self.proxy_task).await;
         let _ = self.admin_shutdown.send(true);
@@ -170,20 +187,21 @@ impl RunningServer {
     }
 
     /// Load the configuration again and swap it in atomically; on any error keep the old one.
-    pub fn reload(&self, environment: &dyn Environment) -> Result<(), String> {
+    pub fn reload(&self, environment: &dyn Environment) -> Result<(), ReloadError> {
         let current = self.gateway.runtime();
         let config = crate::config::load_files(
             current.config.source_file.as_deref(),
             current.config.openmetadata_file.as_deref(),
             environment,
-        )
-        .map_err(|error| error.to_string())?;
+        )?;
         reload_with(&self.gateway, config)
     }
 }
 
-/// Swap in `config`, keeping the key store when its sources did not change.
-pub fn reload_with(gateway: &Arc<Gateway>, config: Config) -> Result<(), String> {
+/// Swap in `config`, keeping the key store when its sources did not change. Startup settings
+/// (listeners, TLS files, workers, limits) keep their running values; each one the new file
+/// changes is named in a warning.
+pub fn reload_with(gateway: &Arc<Gateway>, mut config: Config) -> Result<(), ReloadError> {
     let current = gateway.runtime();
     let same_keys = current.config.auth.key_sources == config.auth.key_sources
         && current.config.auth.key_files == config.auth.key_files
@@ -191,23 +209,20 @@ pub fn reload_with(gateway: &Arc<Gateway>, config: Config) -> Result<(), String>
         && current.config.jwks.min_refresh_interval == config.jwks.min_refresh_interval
         && current.config.jwks.fetch_timeout == config.jwks.fetch_timeout
         && current.config.jwks.max_stale == config.jwks.max_stale;
-    if config.server.listen != current.config.server.listen
-        || config.server.admin_listen != current.config.server.admin_listen
-    {
-        tracing::warn!("listen addresses changed; they take effect at the next restart");
+    for key in current.config.startup.changed(&config.startup) {
+        tracing::warn!(key, "changed in the file; it takes effect at the next restart");
     }
-    if config.server.workers != current.config.server.workers {
-        tracing::warn!("server.workers changed; it takes effect at the next restart");
-    }
+    config.startup = current.config.startup.clone();
     let key_store = if same_keys {
-        current.authenticator.key_store().clone()
+        current.key_store().clone()
     } else {
-        build_key_store(&config, &gateway.metrics).map_err(|error| error.to_string())?
+        build_key_store(&config, &gateway.metrics)?
     };
     let runtime = Runtime::new(
         Arc::new(config),
         key_store,
         gateway.metrics.clone(),
+        gateway.feed_sessions().clone(),
         gateway.workers,
     )?;
     gateway.replace_runtime(runtime);

@@ -39,7 +39,7 @@ fn authenticator() -> Authenticator {
         metrics.clone(),
     )
     .unwrap();
-    Authenticator::new(&config, store, metrics)
+    Authenticator::new(config.verify_settings(), store, metrics)
 }
 
 fn token(private_key: &str, kid: &str, alg: jsonwebtoken::Algorithm) -> String {
@@ -142,6 +142,8 @@ fn fingerprints_are_the_first_four_digest_bytes_in_lower_hex() {
 /// A principal verified by a test key, expiring at `expires_at`.
 fn cached_principal(expires_at: Option<u64>) -> Arc<Principal> {
     Arc::new(Principal {
+        issued_by_openmetadata: false,
+        server_uses_token_roles: false,
         name: "alice".into(),
         email: None,
         is_bot: false,

@@ -235,11 +235,13 @@ fn preset_policy() -> Policy {
     })
     .unwrap_or_else(|error| panic!("the preset loads: {error}"));
     assert_eq!(config.routes.len(), 8, "the preset's eight routes");
-    Policy::from_config(&config)
+    config.policy()
 }
 
 fn who(name: &str, is_bot: bool, roles: &[&str]) -> Principal {
     Principal {
+        issued_by_openmetadata: false,
+        server_uses_token_roles: false,
         name: name.into(),
         email: Some(format!("{name}@open-metadata.org").into()),
         is_bot,

@@ -150,7 +150,7 @@ proptest! {
         method in methods(),
     ) {
         let config = config_from(POLICY_YAML, &[]).expect("policy config");
-        let policy = Policy::from_config(&config);
+        let policy = config.policy();
         let mut disguised = normal.clone();
         for step in &disguises {
             disguised = disguise_path(&disguised, step);

@@ -38,8 +38,8 @@ impl TestGateway {
     }
 
     pub async fn start_config(config: &mut Config) -> TestGateway {
-        config.server.listen = "127.0.0.1:0".parse().expect("address");
-        config.server.admin_listen = "127.0.0.1:0".parse().expect("address");
+        config.startup.listen = "127.0.0.1:0".parse().expect("address");
+        config.startup.admin_listen = "127.0.0.1:0".parse().expect("address");
         let server = om_gateway::server::start(config.clone())
             .await
             .expect("gateway starts");
