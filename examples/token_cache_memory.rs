@@ -11,9 +11,9 @@
 //! The figures are the same in a debug build (struct layouts and allocations do not change with
 //! the optimisation level); only the run takes longer. Linux only (`/proc`).
 
-use om_gateway::metrics::Metrics;
 use om_gateway::config::{Config, ConfigText, LoadInput};
 use om_gateway::jwks::KeyStore;
+use om_gateway::metrics::Metrics;
 use om_gateway::verify::{check_claims, ClaimSettings, Principal, TokenCache, TokenDigest};
 use std::collections::HashMap;
 use std::sync::Arc;

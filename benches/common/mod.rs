@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-use om_gateway::metrics::Metrics;
 use om_gateway::config::{Config, ConfigText, LoadInput};
 use om_gateway::jwks::KeyStore;
+use om_gateway::metrics::Metrics;
 use om_gateway::verify::Authenticator;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! `/healthz`, `/readyz`, `/metrics`, `/keys`.
 
-use crate::error::json_response;
 use super::AdminState;
+use crate::error::json_response;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;

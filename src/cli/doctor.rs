@@ -2,9 +2,9 @@
 //! Exit 0 when no problem was found, 1 otherwise; warnings print but do not change the exit code.
 
 use super::{report_config_error, ConfigArgs, EXIT_FAILURE, EXIT_OK};
-use crate::metrics::Metrics;
 use crate::config::Config;
 use crate::jwks::KeyStore;
+use crate::metrics::Metrics;
 use std::sync::Arc;
 
 /// OpenMetadata's quickstart key: its private half ships with OpenMetadata, so anyone can mint

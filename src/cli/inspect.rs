@@ -3,10 +3,10 @@
 //! The token itself is never printed; its fingerprint is.
 
 use super::{report_config_error, ConfigArgs, EXIT_FAILURE, EXIT_INVALID, EXIT_OK};
-use crate::metrics::Metrics;
 use crate::error::{respond, Rejection};
-use crate::jwks::KeyStore;
 use crate::judge::{Judge, Question, Verdict};
+use crate::jwks::KeyStore;
+use crate::metrics::Metrics;
 use crate::proxy::feed::FeedSessions;
 use crate::verify::{decode_unverified, fingerprint, Authenticator};
 use clap::Args;
@@ -104,7 +104,14 @@ pub fn inspect(args: InspectArgs) -> i32 {
                 return EXIT_INVALID;
             }
         }
-        let question = match Question::for_inspect(&args.method, &args.path, &headers) {
+        // `--method` is typed by a person, not sent on the wire: `delete` means DELETE here. A
+        // method no request could carry is a bad argument (exit 2).
+        let method = args.method.to_ascii_uppercase();
+        if http::Method::from_bytes(method.as_bytes()).is_err() {
+            eprintln!("om-gateway inspect: --method `{}` is not an HTTP method", args.method);
+            return EXIT_INVALID;
+        }
+        let question = match Question::for_inspect(&method, &args.path, &headers) {
             Ok(question) => question,
             Err(rejection) => return deny(&rejection),
         };
@@ -134,7 +141,11 @@ pub fn inspect(args: InspectArgs) -> i32 {
             Verdict::Allow(allowed) => {
                 println!("route     {} for {} {}", allowed.route, question.method, question.path.forwarded());
                 match &allowed.principal {
-                    None => println!("decision  allow ({}: no token needed)", allowed.reason),
+                    None if allowed.reason == "public_path" => {
+                        println!("route     public path {}: no token needed", question.path.forwarded());
+                        println!("decision  allow");
+                    }
+                    None => println!("decision  allow ({})", allowed.reason),
                     Some(principal) => {
                         let mut identity = http::HeaderMap::new();
                         crate::proxy::headers::set_identity_headers(&mut identity, principal);

@@ -158,7 +158,9 @@ pub fn apply_overrides(raw: &mut RawConfig, environment: &dyn Environment) -> Ve
     }
 
     // jwtTokenConfiguration's variables, as openmetadata.yaml substitutes them.
-    let openmetadata = raw.openmetadata.get_or_insert_with(RawOpenMetadata::default);
+    let openmetadata = raw
+        .openmetadata
+        .get_or_insert_with(RawOpenMetadata::default);
     if let Some(value) = nonempty("JWT_ISSUER") {
         openmetadata.jwt_issuer = Some(value.trim().to_string());
     }

@@ -99,14 +99,23 @@ impl StartupConfig {
             }
         };
         check(self.listen != other.listen, "server.listen");
-        check(self.admin_listen != other.admin_listen, "server.adminListen");
+        check(
+            self.admin_listen != other.admin_listen,
+            "server.adminListen",
+        );
         check(self.tls != other.tls, "server.tls");
-        check(self.max_header_bytes != other.max_header_bytes, "server.maxHeaderBytes");
+        check(
+            self.max_header_bytes != other.max_header_bytes,
+            "server.maxHeaderBytes",
+        );
         check(
             self.header_read_timeout != other.header_read_timeout,
             "server.headerReadTimeout",
         );
-        check(self.max_connections != other.max_connections, "server.maxConnections");
+        check(
+            self.max_connections != other.max_connections,
+            "server.maxConnections",
+        );
         check(self.workers != other.workers, "server.workers");
         check(
             self.shutdown_grace_period != other.shutdown_grace_period,

@@ -635,7 +635,10 @@ fn build_mapping(
         }),
         (None, None) => None,
         _ => {
-            problems.add(key, "needs both `username:<claim>` and `email:<claim>`, as OpenMetadata requires");
+            problems.add(
+                key,
+                "needs both `username:<claim>` and `email:<claim>`, as OpenMetadata requires",
+            );
             None
         }
     }

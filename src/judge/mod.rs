@@ -123,7 +123,9 @@ impl Judge {
         let verdict = self.judge(question).await;
         match &verdict {
             Verdict::Allow(allowed) => self.metrics.auth_decision("allow", allowed.reason),
-            Verdict::Deny(refused) => self.metrics.auth_decision("deny", refused.rejection.reason()),
+            Verdict::Deny(refused) => self
+                .metrics
+                .auth_decision("deny", refused.rejection.reason()),
         }
         verdict
     }
@@ -139,7 +141,10 @@ impl Judge {
                 feed_user: None,
             });
         }
-        let feed_readings = path.iter().filter(|reading| feed::is_feed_path(reading)).count();
+        let feed_readings = path
+            .iter()
+            .filter(|reading| feed::is_feed_path(reading))
+            .count();
         let on_feed = feed_readings > 0;
         if on_feed && feed_readings != path.iter().count() {
             // One reading is the feed and another is not: no credential fits both.

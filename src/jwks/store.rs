@@ -6,8 +6,8 @@
 
 use super::fetch::{build_client, fetch, FetchError, Fetched};
 use super::parse::{parse_key_document, parse_key_file, ParsedKey};
-use crate::metrics::Metrics;
 use super::{JwksConfig, KeyFileConfig, KeySourceConfig};
+use crate::metrics::Metrics;
 use jsonwebtoken::Algorithm;
 use serde::Serialize;
 use std::collections::HashMap;

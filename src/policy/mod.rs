@@ -238,11 +238,7 @@ fn check_requirement(
     // Compared exactly, as JwtFilter compares `tokenType` with `PERSONAL_ACCESS`.
     if !require.token_types.is_empty() {
         let has = principal.token_type.as_deref().unwrap_or("");
-        if !require
-            .token_types
-            .iter()
-            .any(|wanted| wanted == has)
-        {
+        if !require.token_types.iter().any(|wanted| wanted == has) {
             return Err((
                 format!("tokenType one of [{}]", require.token_types.join(", ")),
                 "require_token_type",

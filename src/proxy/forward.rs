@@ -351,10 +351,8 @@ impl Forwarder {
             .to_string();
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https {
-            let config = crate::tls::client_config(
-                config.ca_file.as_deref(),
-                config.insecure_skip_verify,
-            )?;
+            let config =
+                crate::tls::client_config(config.ca_file.as_deref(), config.insecure_skip_verify)?;
             let name = ServerName::try_from(host.clone())
                 .map_err(|_| ForwarderError::BadHost(host.clone()))?;
             Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))

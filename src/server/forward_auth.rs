@@ -45,15 +45,18 @@ pub(super) async fn answer(
         runtime.judge.count_refused_question(&rejection);
         return refuse(rejection, outcome);
     }
-    let question =
-        match Question::from_forward_auth(request.method(), path, request.headers(), forward_auth_path)
-        {
-            Ok(question) => question,
-            Err(rejection) => {
-                runtime.judge.count_refused_question(&rejection);
-                return refuse(rejection, outcome);
-            }
-        };
+    let question = match Question::from_forward_auth(
+        request.method(),
+        path,
+        request.headers(),
+        forward_auth_path,
+    ) {
+        Ok(question) => question,
+        Err(rejection) => {
+            runtime.judge.count_refused_question(&rejection);
+            return refuse(rejection, outcome);
+        }
+    };
     match runtime.judge.decide(&question).await {
         Verdict::Allow(allowed) => {
             outcome.route = allowed.route;

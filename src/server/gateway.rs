@@ -15,8 +15,8 @@
 use super::forward_auth;
 use crate::config::Config;
 use crate::error::{respond, Rejection};
-use crate::jwks::KeyStore;
 use crate::judge::{Judge, Question, Verdict};
+use crate::jwks::KeyStore;
 use crate::metrics::{method_label, Metrics};
 use crate::proxy::feed::{self, FeedSessions};
 use crate::proxy::headers::{
@@ -255,8 +255,7 @@ impl Gateway {
         if let Err(rejection) = check_head_limits(&request, &runtime.config) {
             return reject(rejection, outcome);
         }
-        if forward_auth::is_forward_auth(request.uri().path(), &runtime.config.forward_auth_path)
-        {
+        if forward_auth::is_forward_auth(request.uri().path(), &runtime.config.forward_auth_path) {
             outcome.route = "forward-auth".into();
             let response = forward_auth::answer(runtime, &request, &mut outcome).await;
             return (response, outcome);

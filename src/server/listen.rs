@@ -8,8 +8,8 @@
 //! Per-request limits that can be answered in JSON (414, 431) are the gateway service's.
 
 use super::gateway::Gateway;
-use crate::tls::ReloadingTls;
 use crate::admin;
+use crate::tls::ReloadingTls;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;

@@ -210,7 +210,10 @@ pub fn reload_with(gateway: &Arc<Gateway>, mut config: Config) -> Result<(), Rel
         && current.config.jwks.fetch_timeout == config.jwks.fetch_timeout
         && current.config.jwks.max_stale == config.jwks.max_stale;
     for key in current.config.startup.changed(&config.startup) {
-        tracing::warn!(key, "changed in the file; it takes effect at the next restart");
+        tracing::warn!(
+            key,
+            "changed in the file; it takes effect at the next restart"
+        );
     }
     config.startup = current.config.startup.clone();
     let key_store = if same_keys {

@@ -198,7 +198,10 @@ fn date_claim(claims: &Map<String, Value>, name: &'static str) -> Result<Option<
 /// `SecurityUtil.isBot`: only a JSON `true` makes a bot (`Claim.asBoolean()` is null for the
 /// string `"true"`).
 fn is_bot(claims: &Map<String, Value>) -> Result<bool, AuthError> {
-    Ok(matches!(claim_ci(claims, "isbot")?, Some(Value::Bool(true))))
+    Ok(matches!(
+        claim_ci(claims, "isbot")?,
+        Some(Value::Bool(true))
+    ))
 }
 
 /// Check every claim of a token whose signature `key` verified, and build its principal.
@@ -235,7 +238,9 @@ pub fn check_claims(
     if !rules.issuers.is_empty()
         && !issuer.is_some_and(|iss| rules.issuers.iter().any(|accepted| accepted == iss))
     {
-        return Err(AuthError::IssuerRejected(truncate(issuer.unwrap_or_default())));
+        return Err(AuthError::IssuerRejected(truncate(
+            issuer.unwrap_or_default(),
+        )));
     }
     if !rules.audiences.is_empty()
         && !audiences_of(claims)
@@ -340,7 +345,11 @@ fn identity_of(
         let email = string_value(claim_ci(claims, &mapping.email_claim)?)
             .filter(|value| value.contains('@'))
             .ok_or(AuthError::MappedClaimMissing("email"))?;
-        let name = username.split('@').next().unwrap_or(username).to_lowercase();
+        let name = username
+            .split('@')
+            .next()
+            .unwrap_or(username)
+            .to_lowercase();
         if name.is_empty() {
             return Err(AuthError::NoPrincipal);
         }

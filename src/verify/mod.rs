@@ -21,8 +21,8 @@ pub use claims::{
 };
 pub use token::{decode_unverified, UnverifiedToken};
 
-use crate::metrics::Metrics;
 use crate::jwks::KeyStore;
+use crate::metrics::Metrics;
 use std::sync::Arc;
 
 /// Why a token was not accepted. Carries what failed (kid, alg, claim), never the token.

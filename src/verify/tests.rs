@@ -4,9 +4,9 @@
 
 use super::shared::{SharedValues, MAX_SHARED_BYTES, MAX_SHARED_VALUES};
 use super::{fingerprint, AuthError, Authenticator, Principal, TokenCache, TokenDigest};
-use crate::metrics::Metrics;
 use crate::config::{ConfigText, LoadInput};
 use crate::jwks::KeyStore;
+use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

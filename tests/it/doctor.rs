@@ -20,7 +20,7 @@ async fn doctor(upstream: &Upstream, key_urls: &[String]) -> Doctor {
     std::fs::write(
         &config,
         format!(
-            "upstream:\n  url: {}\nauthenticationConfiguration:\n  publicKeyUrls: [ {} ]\njwks:\n  fetchTimeout: 2s\n",
+            "upstream:\n  url: {}\nauthenticationConfiguration:\n  publicKeyUrls: [ {} ]\njwks:\n  fetchTimeout: 2s\nopenmetadata:\n  trustServerKey: false\n",
             upstream.url(),
             urls.join(", ")
         ),

@@ -58,10 +58,20 @@ async fn check(setup: &Setup, token: &str, case: &Case) -> RawResponse {
         case.style, case.method, case.target, case.headers, response.body
     );
     if response.status == 200 && !case.token {
-        assert!(
-            response.header("x-auth-request-user").is_none(),
-            "public: no identity"
-        );
+        // Anonymous: all five identity headers, empty, so the ingress overwrites a client's own.
+        for name in [
+            "x-auth-request-user",
+            "x-auth-request-email",
+            "x-auth-request-roles",
+            "x-auth-request-is-bot",
+            "x-auth-request-token-type",
+        ] {
+            assert_eq!(
+                response.header(name).as_deref(),
+                Some(""),
+                "public: {name} empty"
+            );
+        }
     } else if response.status == 200 {
         assert_eq!(
             response.header("x-auth-request-user").as_deref(),
@@ -162,7 +172,10 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "nginx",
             "GET",
             AUTH,
-            &[("X-Original-URI", "/api/v1/x/../bots")],
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/api/v1/x/../bots"),
+            ],
             true,
             403,
         ),
@@ -170,7 +183,10 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "nginx",
             "GET",
             AUTH,
-            &[("X-Original-URI", "/api/v1/%62ots")],
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/api/v1/%62ots"),
+            ],
             true,
             403,
         ),
@@ -178,7 +194,10 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "nginx",
             "GET",
             AUTH,
-            &[("X-Original-URI", "/api//v1/./bots")],
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/api//v1/./bots"),
+            ],
             true,
             403,
         ),
@@ -186,7 +205,21 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "nginx",
             "GET",
             AUTH,
-            &[("X-Original-URI", "/api/v1/bots%2f")],
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/api/v1/bots%2f"),
+            ],
+            true,
+            403,
+        ),
+        case(
+            "nginx",
+            "GET",
+            AUTH,
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/api/v1/bots;x=1"),
+            ],
             true,
             400,
         ),
@@ -194,7 +227,10 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "nginx",
             "GET",
             AUTH,
-            &[("X-Original-URI", "/api/v1/bots;x=1")],
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/%2e%2e/api/v1/bots"),
+            ],
             true,
             400,
         ),
@@ -202,15 +238,10 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "nginx",
             "GET",
             AUTH,
-            &[("X-Original-URI", "/%2e%2e/api/v1/bots")],
-            true,
-            400,
-        ),
-        case(
-            "nginx",
-            "GET",
-            AUTH,
-            &[("X-Original-URI", "/signin/../api/v1/bots")],
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/signin/../api/v1/bots"),
+            ],
             true,
             403,
         ),
@@ -218,7 +249,7 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "nginx",
             "GET",
             AUTH,
-            &[("X-Original-URI", "/signin")],
+            &[("X-Original-Method", "GET"), ("X-Original-URI", "/signin")],
             false,
             200,
         ),
@@ -250,6 +281,7 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "GET",
             AUTH,
             &[
+                ("X-Original-Method", "GET"),
                 ("X-Original-URL", "https://om.example.com/api/v1/tables"),
                 ("X-Original-URI", "/api/v1/tables"),
             ],
@@ -260,7 +292,10 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "ingress-nginx",
             "GET",
             AUTH,
-            &[("X-Original-URL", "om.example.com/api/v1/tables")],
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URL", "om.example.com/api/v1/tables"),
+            ],
             true,
             400,
         ),
@@ -302,9 +337,12 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "traefik",
             "GET",
             AUTH,
-            &[("X-Forwarded-Uri", "/api/v1/bots%5c")],
+            &[
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Uri", "/api/v1/bots%5c"),
+            ],
             true,
-            400,
+            403,
         ),
         // Envoy ext_authz: our path + the original path, the original method.
         case(
@@ -353,7 +391,7 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "/_gateway/auth/api/v1/bots%2f",
             &[],
             true,
-            400,
+            403,
         ),
         // A client's extra description that disagrees with the ingress's own is refused, never
         // preferred: behind ingress-nginx a client can add X-Forwarded-Uri, behind Traefik X-Original-URI.
@@ -362,6 +400,7 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "GET",
             AUTH,
             &[
+                ("X-Original-Method", "GET"),
                 ("X-Original-URL", "https://h/api/v1/bots"),
                 ("X-Forwarded-Uri", "/api/v1/tables"),
             ],
@@ -373,6 +412,7 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "GET",
             AUTH,
             &[
+                ("X-Original-Method", "GET"),
                 ("X-Original-URI", "/api/v1/tables"),
                 ("X-Forwarded-Uri", "/api/v1/bots"),
             ],
@@ -383,7 +423,10 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "forged",
             "GET",
             "/_gateway/auth/api/v1/bots",
-            &[("X-Original-URI", "/api/v1/tables")],
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/api/v1/tables"),
+            ],
             true,
             400,
         ),
@@ -404,11 +447,12 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "GET",
             AUTH,
             &[
+                ("X-Original-Method", "GET"),
                 ("X-Original-URL", "https://h/api/v1/tables"),
                 ("X-Forwarded-Uri", "/api/v1/tables?other"),
             ],
             true,
-            200,
+            400,
         ),
         // Spoofed identity headers in the question never come back in the answer.
         case(
@@ -416,6 +460,7 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
             "GET",
             AUTH,
             &[
+                ("X-Original-Method", "GET"),
                 ("X-Original-URI", "/api/v1/tables"),
                 ("X-Auth-Request-User", "admin"),
             ],
@@ -424,11 +469,23 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
         ),
         // Malformed questions.
         case("bad", "GET", AUTH, &[], true, 400),
+        // No method header: 400, never judged as GET.
+        case(
+            "bad",
+            "GET",
+            AUTH,
+            &[("X-Original-URI", "/api/v1/bots/1")],
+            true,
+            400,
+        ),
         case(
             "bad",
             "POST",
             AUTH,
-            &[("X-Original-URI", "/api/v1/tables")],
+            &[
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/api/v1/tables"),
+            ],
             true,
             400,
         ),

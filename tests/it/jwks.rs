@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// indented by two spaces).
 fn gateway_yaml(upstream: &Upstream, auth: &str, jwks: &str) -> String {
     format!(
-        "upstream:\n  url: {}\nauthenticationConfiguration:\n{auth}jwks:\n{jwks}",
+        "upstream:\n  url: {}\nopenmetadata:\n  trustServerKey: false\nauthenticationConfiguration:\n{auth}jwks:\n{jwks}",
         upstream.url()
     )
 }
@@ -980,11 +980,9 @@ async fn key_hints_in_the_token_header_are_never_followed() {
 
 /// An HTTPS key endpoint with the test CA's server certificate.
 async fn https_jwks_server(body: String) -> String {
-    let config = om_gateway::tls::server_config(
-        &fixture("tls/server.pem"),
-        &fixture("tls/server.key.pem"),
-    )
-    .expect("test TLS config");
+    let config =
+        om_gateway::tls::server_config(&fixture("tls/server.pem"), &fixture("tls/server.key.pem"))
+            .expect("test TLS config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -159,7 +159,7 @@ fn with_listen(body: &str, proxy: SocketAddr, admin: SocketAddr) -> String {
 
 fn config_body(upstream: &Upstream, jwks_server: &JwksServer, extra: &str) -> String {
     format!(
-        "  shutdownGracePeriod: 5s\nupstream:\n  url: {}\nauthenticationConfiguration:\n  publicKeyUrls: [ \"{}\" ]\n{extra}",
+        "  shutdownGracePeriod: 5s\nopenmetadata:\n  trustServerKey: false\nupstream:\n  url: {}\nauthenticationConfiguration:\n  publicKeyUrls: [ \"{}\" ]\n{extra}",
         upstream.url(),
         jwks_server.url()
     )

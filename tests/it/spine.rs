@@ -625,7 +625,15 @@ async fn environment_alone_is_enough_to_run() {
         ]),
     })
     .unwrap();
-    assert_eq!(config.auth.key_sources.len(), 2);
+    // The two listed, and OpenMetadata's own key at the upstream (always trusted).
+    assert_eq!(config.auth.key_sources.len(), 3);
+    assert_eq!(
+        config.auth.key_sources[2].url,
+        format!(
+            "{}/api/v1/system/config/jwks",
+            upstream.url().trim_end_matches('/')
+        )
+    );
     let gateway = TestGateway::start_config(&mut config).await;
     gateway.wait_ready().await;
     let (status, _, _) = get(

@@ -99,7 +99,10 @@ impl TestGateway {
     }
 }
 
-/// A minimal gateway YAML in front of `upstream`, trusting `key_urls`.
+/// A minimal gateway YAML in front of `upstream`, trusting `key_urls` only: the test upstreams
+/// record what reaches them, so OpenMetadata's own key source (the upstream's
+/// `/api/v1/system/config/jwks`, on by default) is turned off here; the tests of that source
+/// (`openmetadata_key`) turn it on.
 pub fn basic_yaml(upstream: &str, key_urls: &[String]) -> String {
     let urls = key_urls
         .iter()
@@ -107,7 +110,7 @@ pub fn basic_yaml(upstream: &str, key_urls: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "upstream:\n  url: {upstream}\nauthenticationConfiguration:\n  publicKeyUrls: [ {urls} ]\njwks:\n  minRefreshInterval: 1s\n  fetchTimeout: 2s\n"
+        "upstream:\n  url: {upstream}\nauthenticationConfiguration:\n  publicKeyUrls: [ {urls} ]\njwks:\n  minRefreshInterval: 1s\n  fetchTimeout: 2s\nopenmetadata:\n  trustServerKey: false\n"
     )
 }
 
