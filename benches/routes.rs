@@ -5,7 +5,7 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::Method;
-use om_gateway::policy::{normalize_path, Policy};
+use om_gateway::policy::normalize_path;
 use std::hint::black_box;
 
 const PRESET: &str = include_str!("../config/openmetadata-preset.yaml");

@@ -2,8 +2,8 @@
 //!
 //! 1. `server::listen` accepted the connection (and did TLS) before we are called.
 //! 2. Here: assign the request id and open the span, so every log line can be correlated.
-//! 3–4. `judge::Judge::decide` answers the `Question` built from the request: public path, the
-//!    activity feed's own credential, or the bearer token (`verify`) and the route rules
+//! 3. and 4. `judge::Judge::decide` answers the `Question` built from the request: public path,
+//!    the activity feed's own credential, or the bearer token (`verify`) and the route rules
 //!    (`policy`) for every reading of the path. Nothing here decides; it only asks.
 //! 5. `proxy::Forwarder::forward` sends the request upstream, bodies streaming.
 //! 6. `error::respond`, or the upstream's response, goes back with the request id; a successful

@@ -262,11 +262,7 @@ pub fn check_claims(
     // SecurityUtil.validateDomainEnforcement skips bots.
     if rules.enforce_principal_domain && !issued_by_openmetadata && !is_bot {
         let domain = identity.domain.as_deref().unwrap_or("").to_lowercase();
-        if !settings
-            .expected_domains
-            .iter()
-            .any(|expected| *expected == domain)
-        {
+        if !settings.expected_domains.contains(&domain) {
             return Err(AuthError::DomainMismatch);
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::fuzz_replay::targets::{assert_path_is_canonical, claim_fixture};
 use crate::support::gateway::config_from;
-use om_gateway::policy::{normalize_path, Policy};
+use om_gateway::policy::normalize_path;
 use om_gateway::proxy::headers::{strip_identity_headers, IDENTITY_HEADERS};
 use om_gateway::verify::{check_claims, AuthError};
 use proptest::prelude::*;
