@@ -156,7 +156,7 @@ fn auth_message(error: &AuthError, principal_domain: &str) -> String {
         // SecurityUtil.findUserNameFromClaims / findEmailFromClaims wording.
         AuthError::MappedClaimMissing(field) => format!("Not Authorized! Invalid JWT token, '{field}' claim is not present or invalid"),
         AuthError::NoPrincipalDomain => "Not Authorized! JWT claim value is not an email address and no domain is configured".into(),
-        AuthError::AmbiguousClaim(_) | AuthError::Unforwardable => {
+        AuthError::AmbiguousClaim(_) | AuthError::Unforwardable | AuthError::CriticalHeader => {
             format!("Not Authorized! Invalid token. {}", capitalise(&error.to_string()))
         }
         AuthError::DomainMismatch => format!("Not Authorized! Email does not match the principal domain {principal_domain}"),

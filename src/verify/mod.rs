@@ -72,6 +72,8 @@ pub enum AuthError {
     NoPrincipalDomain,
     #[error("a claim the gateway forwards holds a control character (or a role holds `,`)")]
     Unforwardable,
+    #[error("the token's `crit` header names extensions the gateway does not understand")]
+    CriticalHeader,
 }
 
 impl AuthError {
@@ -100,6 +102,7 @@ impl AuthError {
             AuthError::MappedClaimMissing(_) => "mapped_claim_missing",
             AuthError::NoPrincipalDomain => "no_principal_domain",
             AuthError::Unforwardable => "unforwardable_claim",
+            AuthError::CriticalHeader => "critical_header",
         }
     }
 }

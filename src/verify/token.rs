@@ -45,6 +45,11 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedToken<'_>, AuthError> 
         .ok_or(AuthError::Malformed("header has no alg"))?;
     let algorithm =
         parse_algorithm(alg).ok_or_else(|| AuthError::AlgorithmRejected(truncate(alg)))?;
+    // RFC 7515 §4.1.11: a recipient that does not understand every extension `crit` names must
+    // reject the token. The gateway understands none (and `crit` may never be empty).
+    if header.contains_key("crit") {
+        return Err(AuthError::CriticalHeader);
+    }
     let kid = match header.get("kid") {
         None | Some(Value::Null) => None,
         Some(Value::String(kid)) if kid.len() <= 256 => Some(kid.clone()),
