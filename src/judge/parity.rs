@@ -17,8 +17,7 @@ use crate::metrics::Metrics;
 use crate::policy::{PathMatch, Policy, PolicySettings, Requirement, RouteRule};
 use crate::proxy::feed::FeedSessions;
 use crate::verify::{
-    Authenticator, ClaimRules, ExpiryPolicy, OpenMetadataIdentity, PrincipalMapping,
-    VerifySettings,
+    Authenticator, ClaimRules, ExpiryPolicy, OpenMetadataIdentity, PrincipalMapping, VerifySettings,
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -255,9 +254,12 @@ fn sign(kid: &str, extra_header: &Value, claims: &Value) -> String {
     );
     let pem = std::fs::read(format!("{KEYS}/rsa-a.pem")).unwrap();
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
-    let signature =
-        jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, jsonwebtoken::Algorithm::RS256)
-            .unwrap();
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &key,
+        jsonwebtoken::Algorithm::RS256,
+    )
+    .unwrap();
     format!("{signing_input}.{signature}")
 }
 

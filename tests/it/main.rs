@@ -14,6 +14,7 @@ mod hostile;
 mod inspect;
 mod jwks;
 mod lifecycle;
+mod one_judge;
 mod policy;
 mod properties;
 mod smuggling;
