@@ -335,3 +335,125 @@ fn the_example_configs_load() {
         );
     }
 }
+
+#[test]
+fn openmetadata_jwt_token_configuration_trusts_the_servers_own_key_file() {
+    // The server's rsapublicKeyFilePath is DER (conf/public_key.der); make one from the fixture.
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/keys/rsa-a.pub.pem"
+    ))
+    .unwrap();
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let der_path = directory.path().join("public_key.der");
+    std::fs::write(&der_path, der).unwrap();
+    let yaml = format!(
+        "authorizerConfiguration:\n  useRolesFromProvider: ${{AUTHORIZER_USE_ROLES_FROM_PROVIDER:-false}}\n\
+         jwtTokenConfiguration:\n  rsapublicKeyFilePath: ${{RSA_PUBLIC_KEY_FILE_PATH:-\"{}\"}}\n  jwtissuer: ${{JWT_ISSUER:-\"open-metadata.org\"}}\n  keyId: ${{JWT_KEY_ID:-\"Gb389a-9f76-gdjs-a92j-0242bk94356\"}}\n",
+        der_path.display()
+    );
+    let read = |environment: &[(&str, &str)]| {
+        load(LoadInput {
+            gateway_file: None,
+            openmetadata_file: Some(ConfigText {
+                name: "openmetadata.yaml".into(),
+                text: yaml.clone(),
+            }),
+            environment: &env(environment),
+        })
+        .unwrap()
+    };
+    let config = read(&[]);
+    assert_eq!(
+        config.openmetadata.key_id,
+        "Gb389a-9f76-gdjs-a92j-0242bk94356"
+    );
+    assert_eq!(config.openmetadata.issuer, "open-metadata.org");
+    assert!(!config.authorizer.use_roles_from_provider);
+    let file = config
+        .auth
+        .key_files
+        .iter()
+        .find(|file| file.path == der_path)
+        .expect("the server's public key file is a key file");
+    assert_eq!(
+        file.kid.as_deref(),
+        Some("Gb389a-9f76-gdjs-a92j-0242bk94356")
+    );
+    assert_eq!(file.issuers, ["open-metadata.org"]);
+    // The DER file parses into a key.
+    let contents = std::fs::read(&der_path).unwrap();
+    let document = crate::jwks::parse::parse_key_file(&contents, file.kid.clone()).unwrap();
+    assert_eq!(document.keys.len(), 1);
+
+    // The server's own variable names, as openmetadata.yaml substitutes them.
+    let config = read(&[
+        ("JWT_KEY_ID", "rotated-kid"),
+        ("JWT_ISSUER", "om.example"),
+        ("AUTHORIZER_USE_ROLES_FROM_PROVIDER", "true"),
+    ]);
+    assert_eq!(config.openmetadata.key_id, "rotated-kid");
+    assert_eq!(config.openmetadata.issuer, "om.example");
+    assert!(config.authorizer.use_roles_from_provider);
+    let source = config
+        .auth
+        .key_sources
+        .iter()
+        .find(|source| source.url.ends_with("/api/v1/system/config/jwks"))
+        .unwrap();
+    assert_eq!(source.issuers, ["om.example"]);
+
+    // A path that exists only in the server's container is skipped, not an error.
+    let config = read(&[("RSA_PUBLIC_KEY_FILE_PATH", "/nonexistent/public_key.der")]);
+    assert!(config.auth.key_files.is_empty());
+}
+
+#[test]
+fn token_validation_algorithms_are_openmetadatas() {
+    for (text, expected) in [
+        ("RS256", jsonwebtoken::Algorithm::RS256),
+        ("RS512", jsonwebtoken::Algorithm::RS512),
+        ("ES256", jsonwebtoken::Algorithm::ES256),
+        ("ES384", jsonwebtoken::Algorithm::ES384),
+    ] {
+        let config = load_yaml("", &[("AUTHENTICATION_TOKEN_VALIDATION_ALGORITHM", text)]).unwrap();
+        assert_eq!(config.auth.token_validation_algorithm, expected, "{text}");
+    }
+    let error = load_yaml(
+        "authenticationConfiguration:\n  tokenValidationAlgorithm: HS256\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.problems[0].key,
+        "authenticationConfiguration.tokenValidationAlgorithm"
+    );
+    assert_eq!(error.problems[0].line, Some(2));
+}
+
+#[test]
+fn the_claims_mapping_is_validated_as_the_server_validates_it() {
+    for (entries, message) in [
+        ("[username:preferred_username]", "needs both"),
+        ("[email:email]", "needs both"),
+        ("[username:a, email:b, team:c]", "only username and email"),
+        (
+            "[username-preferred_username, email:email]",
+            "is not `name:claim`",
+        ),
+        ("[username:a:b, email:email]", "is not `name:claim`"),
+    ] {
+        let error = load_yaml(
+            &format!("authenticationConfiguration:\n  jwtPrincipalClaimsMapping: {entries}\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains(message), "{entries}: {error}");
+        assert!(error.to_string().starts_with("gateway.yaml:2:"), "{error}");
+    }
+}

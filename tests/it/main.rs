@@ -19,4 +19,5 @@ mod policy;
 mod properties;
 mod smuggling;
 mod spine;
+mod startup_settings;
 mod tls;
