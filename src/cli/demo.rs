@@ -170,7 +170,18 @@ pub async fn start_demo(listen: SocketAddr) -> anyhow::Result<DemoHandle> {
         }
     })
     .await?;
-    let upstream_address = serve_fn(demo_upstream).await?;
+    // Like OpenMetadata, the upstream publishes its own signing key at /api/v1/system/config/jwks,
+    // which the gateway trusts for OpenMetadata's issuer without being told.
+    let own_jwks = demo_jwks()?.to_string();
+    let upstream_address = serve_fn(move |request: Request<Incoming>| {
+        if request.uri().path() == "/api/v1/system/config/jwks" {
+            let mut response = json(StatusCode::OK, serde_json::Value::Null);
+            *response.body_mut() = Full::new(Bytes::from(own_jwks.clone()));
+            return response;
+        }
+        demo_upstream(request)
+    })
+    .await?;
     let yaml = format!(
         "server:\n  listen: {listen}\n  adminListen: 127.0.0.1:0\n  logFormat: text\n\
          upstream:\n  url: http://{upstream_address}\n\
