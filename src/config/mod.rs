@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// Threads serving client connections, each with its own event loop and upstream pool.
     pub workers: usize,
+    /// Paths (normalised) where a WebSocket handshake may become a tunnel; any other upgrade
+    /// request is served as a plain one. Default: the activity feed.
+    pub websocket_paths: Vec<PathRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@
 
 use super::headers::{set_identity_headers, X_REQUEST_ID};
 use super::GatewayBody;
-use crate::error::{json_response, respond, Rejection};
+use crate::error::{json_response, respond_for_ingress, Rejection};
 use crate::policy::normalize_path;
 use crate::server::gateway::{Gateway, OutcomeFields, Runtime};
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -94,17 +94,7 @@ fn original_request(
 
 /// The path and query of an absolute URL (`X-Original-URL: https://host/api/v1/x?q`).
 fn path_of_url(url: &str) -> Result<&str, Rejection> {
-    let after_scheme =
-        url.split_once("://")
-            .map(|(_, rest)| rest)
-            .ok_or(Rejection::BadForwardAuth(
-                "X-Original-URL is not an absolute URL",
-            ))?;
-    Ok(after_scheme
-        .find(['/', '?'])
-        .and_then(|start| after_scheme.get(start..))
-        .filter(|rest| rest.starts_with('/'))
-        .unwrap_or("/"))
+    Ok(super::original_url::path_of_original_url(url)?)
 }
 
 /// Judge the original request and answer the ingress.
@@ -118,7 +108,7 @@ pub async fn answer(
     let domain = &runtime.config.authorizer.principal_domain;
     let refuse = |rejection: Rejection, log: OutcomeFields<'_>| {
         *log.reason = rejection.reason();
-        respond(&rejection, domain).map(Either::Right)
+        respond_for_ingress(&rejection, domain).map(Either::Right)
     };
     let direct = path == runtime.config.forward_auth_path;
     if direct && !matches!(*request.method(), Method::GET | Method::HEAD) {

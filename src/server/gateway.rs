@@ -18,9 +18,11 @@ use crate::jwks::KeyStore;
 use crate::policy::{normalize_path, Policy};
 use crate::proxy::feed::{self, FeedSessions};
 use crate::proxy::headers::{
-    is_upgrade, set_forwarded_headers, set_identity_headers, strip_hop_by_hop_headers,
-    strip_identity_headers, RequestIds, X_IMPERSONATE_USER, X_REQUEST_ID,
+    check_host, is_upgrade, set_forwarded_headers, set_identity_headers, strip_client_headers,
+    strip_hop_by_hop_headers, strip_impersonation_unless_bot, RequestIds, X_IMPERSONATE_USER,
+    X_REQUEST_ID,
 };
+use crate::proxy::websocket::WebSocketHandshake;
 use crate::proxy::{forward_auth, Forwarder, GatewayBody, RequestBody};
 use crate::verify::{Authenticator, Principal};
 use http::{HeaderMap, Method, Request, Response};
@@ -130,13 +132,14 @@ impl Gateway {
     /// Serve one request. Never fails: every error becomes a response.
     pub async fn handle(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         peer: SocketAddr,
         tls: bool,
     ) -> Response<GatewayBody> {
         let started = Instant::now();
-        // Hop 2: request id and span.
-        let request_id = self.request_ids.take_or_generate(request.headers());
+        // Hop 2: request id and span. The id replaces any the client sent: the upstream, the
+        // client and the log all see this one.
+        let request_id = self.request_ids.assign(request.headers_mut());
         let method = request.method().clone();
         // Debug level: an enabled span costs a formatted copy of its fields per request even
         // where no line prints them (JSON logs omit spans); lines that matter carry the id.
@@ -230,6 +233,10 @@ impl Gateway {
         if let Err(rejection) = check_head_limits(&request, &runtime.config.server) {
             return reject(rejection, outcome);
         }
+        let host = match check_host(&request) {
+            Ok(host) => host,
+            Err(error) => return reject(Rejection::BadHeader(error), outcome),
+        };
         let path = match normalize_path(request.uri().path()) {
             Ok(path) => path.into_owned(),
             Err(error) => {
@@ -249,7 +256,7 @@ impl Gateway {
                     .await;
             return (response, outcome);
         }
-        strip_identity_headers(request.headers_mut());
+        strip_client_headers(request.headers_mut());
         // Hops 3 and 4. The feed has its own credential (see `proxy::feed`) unless made public.
         let feed_path = feed::is_feed_path(&path);
         if feed_path {
@@ -274,14 +281,9 @@ impl Gateway {
         outcome.route = decision.route.clone();
         outcome.fingerprint = decision.fingerprint.clone();
         outcome.principal = decision.principal.clone();
-        // Hop 5.
-        let upgrade = is_upgrade(request.headers());
-        let host = request
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        // Hop 5. Only a checked WebSocket handshake on a configured path may become a tunnel.
+        let websocket =
+            WebSocketHandshake::of(&request, &path, &runtime.config.server.websocket_paths);
         // The UI's own `loggedInUser` call earns it the feed cookie; read that answer unencoded.
         let feed_cookie_for = decision
             .principal
@@ -292,7 +294,8 @@ impl Gateway {
         if feed_cookie_for.is_some() {
             headers.remove(http::header::ACCEPT_ENCODING);
         }
-        strip_hop_by_hop_headers(headers, upgrade);
+        strip_hop_by_hop_headers(headers, websocket.is_some());
+        strip_impersonation_unless_bot(headers, decision.principal.as_deref());
         if let Some(principal) = &decision.principal {
             set_identity_headers(headers, principal);
         }
@@ -311,7 +314,11 @@ impl Gateway {
         };
         let request = Request::from_parts(parts, body);
         let upstream_started = Instant::now();
-        match runtime.forwarder.forward(request, path_and_query).await {
+        match runtime
+            .forwarder
+            .forward(request, path_and_query, websocket)
+            .await
+        {
             Ok(mut response) => {
                 outcome.upstream_seconds = Some(upstream_started.elapsed().as_secs_f64());
                 outcome.reason = "allowed";

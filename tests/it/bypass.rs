@@ -884,10 +884,14 @@ async fn issue_13_behind_the_nginx_snippet_a_refusal_is_the_gateways_json() {
             Some("application/json"),
             "{method} {path}"
         );
-        let challenge = response
+        let challenges: Vec<String> = response
             .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_string());
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert!(challenges.len() <= 1, "{challenges:?}");
+        let challenge = challenges.first().cloned();
         let body = response.text().await.unwrap();
         let json: Value = serde_json::from_str(&body)
             .unwrap_or_else(|_| panic!("{method} {path}: not the gateway's JSON: {body}"));
