@@ -5,7 +5,7 @@
 # crate) and LLVM's SanitizerCoverage instrumentation (-Cpasses=sancov-module) work on stable.
 # .ci/fuzz-rustc.sh adds that instrumentation to om-gateway's own crates only, so the build reuses
 # the dependencies `cargo test` already compiled (same target dir, same dev profile: overflow and
-# debug assertions on). Each target then runs FUZZ_SECONDS (default 40 s; four targets < 3 min).
+# debug assertions on). Each target then runs FUZZ_SECONDS (default 40 s; five targets < 4 min).
 #
 #   bash .ci/fuzz.sh                       # all targets, 40 s each
 #   FUZZ_SECONDS=300 bash .ci/fuzz.sh path # one target, longer
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-40}
-if [ "$#" -gt 0 ]; then targets=("$@"); else targets=(token jwks config path); fi
+if [ "$#" -gt 0 ]; then targets=("$@"); else targets=(token jwks config path original_url); fi
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 
 echo "fuzz: building ${targets[*]} (stable rustc, SanitizerCoverage on om-gateway's crates, libFuzzer)"

@@ -6,6 +6,8 @@
 
 use crate::policy::{Denied, PathError};
 use crate::proxy::feed::FeedError;
+use crate::proxy::headers::HeaderError;
+use crate::proxy::original_url::OriginalUrlError;
 use crate::proxy::ProxyError;
 use crate::verify::AuthError;
 use bytes::Bytes;
@@ -27,6 +29,10 @@ pub enum Rejection {
     BadForwardAuth(&'static str),
     #[error("method `{0}` is not upper case")]
     BadMethod(String),
+    #[error("bad forward-auth request: {0}")]
+    BadOriginalUrl(#[from] OriginalUrlError),
+    #[error(transparent)]
+    BadHeader(#[from] HeaderError),
     #[error(transparent)]
     Feed(#[from] FeedError),
     #[error(transparent)]
@@ -56,6 +62,8 @@ impl Rejection {
             Rejection::BadPath(_)
             | Rejection::BadForwardAuth(_)
             | Rejection::BadMethod(_)
+            | Rejection::BadOriginalUrl(_)
+            | Rejection::BadHeader(_)
             | Rejection::BadBody
             | Rejection::Upstream(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Rejection::UriTooLong(_) => StatusCode::URI_TOO_LONG,
@@ -84,6 +92,8 @@ impl Rejection {
             Rejection::BadMethod(method) => {
                 format!("Bad request: method `{method}` must be written in upper case")
             }
+            Rejection::BadOriginalUrl(error) => format!("Bad request: {error}"),
+            Rejection::BadHeader(error) => format!("Bad request: {error}"),
             Rejection::Feed(FeedError::UserMismatch) => FeedError::UserMismatch.to_string(),
             Rejection::Feed(FeedError::UserIdMissing) => {
                 format!("Bad request: {}", FeedError::UserIdMissing)
@@ -104,6 +114,9 @@ impl Rejection {
             Rejection::Upstream(ProxyError::ClientBody(_)) => {
                 "Bad request: the request body could not be read".into()
             }
+            Rejection::Upstream(ProxyError::BadUpgrade) => {
+                "Bad gateway: the upstream switched protocols without completing a WebSocket handshake".into()
+            }
             Rejection::Upstream(_) => {
                 "Bad gateway: the upstream OpenMetadata server is unreachable".into()
             }
@@ -120,8 +133,9 @@ impl Rejection {
             Rejection::Forbidden(denied) => denied.reason,
             Rejection::ImpersonationForbidden => "impersonation",
             Rejection::BadPath(_) => "bad_path",
-            Rejection::BadForwardAuth(_) => "bad_forward_auth",
             Rejection::BadMethod(_) => "bad_method",
+            Rejection::BadForwardAuth(_) | Rejection::BadOriginalUrl(_) => "bad_forward_auth",
+            Rejection::BadHeader(error) => error.reason(),
             Rejection::Feed(error) => error.reason(),
             Rejection::Upstream(error) => error.reason(),
             Rejection::RequestTimeout => "request_timeout",
@@ -179,13 +193,26 @@ fn capitalise(text: &str) -> String {
     }
 }
 
+/// The JSON body of a refusal: `{"code": N, "message": "..."}`.
+fn body_text(rejection: &Rejection, principal_domain: &str) -> String {
+    let body = serde_json::json!({ "code": rejection.status().as_u16(), "message": rejection.message(principal_domain) });
+    body.to_string()
+}
+
 /// Build the JSON error response. `request_id` is echoed so a user can quote it.
 pub fn respond(rejection: &Rejection, principal_domain: &str) -> Response<Full<Bytes>> {
     let status = rejection.status();
-    let body = serde_json::json!({ "code": status.as_u16(), "message": rejection.message(principal_domain) });
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut response = Response::new(Full::new(Bytes::from(body_text(
+        rejection,
+        principal_domain,
+    ))));
     *response.status_mut() = status;
     let headers = response.headers_mut();
+    if matches!(rejection, Rejection::Upstream(ProxyError::BadUpgrade)) {
+        // The client asked to switch protocols and may already be sending the new one: none
+        // of it is read as a next request.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -199,6 +226,32 @@ pub fn respond(rejection: &Rejection, principal_domain: &str) -> Response<Full<B
             _ => HeaderValue::from_static("Bearer realm=\"om-gateway\", error=\"invalid_token\""),
         };
         headers.insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    response
+}
+
+/// The header a forward-auth refusal carries its JSON body in, for an ingress that shows the
+/// client its own page instead of the answer's body (nginx `auth_request`): the shipped
+/// deploy/nginx snippet returns it with `auth_request_set` and `error_page`.
+pub static X_AUTH_REQUEST_ERROR: header::HeaderName =
+    header::HeaderName::from_static("x-auth-request-error");
+
+/// `respond`, plus the JSON body in `X-Auth-Request-Error` (non-ASCII characters written as
+/// JSON `\u` escapes, so the value is the same JSON and a valid header value).
+pub fn respond_for_ingress(rejection: &Rejection, principal_domain: &str) -> Response<Full<Bytes>> {
+    let mut response = respond(rejection, principal_domain);
+    let mut escaped = String::new();
+    for character in body_text(rejection, principal_domain).chars() {
+        if character.is_ascii() && !character.is_ascii_control() {
+            escaped.push(character);
+        } else {
+            for unit in character.encode_utf16(&mut [0u16; 2]) {
+                escaped.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&escaped) {
+        response.headers_mut().insert(&X_AUTH_REQUEST_ERROR, value);
     }
     response
 }

@@ -48,6 +48,7 @@ fn effective_value(config: &Config) -> Value {
             "maxConnections": config.startup.max_connections,
             "accessLog": config.server.access_log,
             "workers": config.startup.workers,
+            "websocketPaths": config.server.websocket_paths.iter().map(|rule| rule.source.clone()).collect::<Vec<_>>(),
         },
         "upstream": {
             "url": redact_url(&config.upstream.url.to_string()),

@@ -1,7 +1,7 @@
 //! Subcommands, one file each. This is the edge: `anyhow` is allowed here, and every error
 //! becomes a message on stderr and an exit code.
 
-mod check;
+pub(crate) mod check;
 mod demo;
 mod doctor;
 mod healthcheck;

@@ -87,6 +87,9 @@ pub struct ServerConfig {
     pub max_uri_bytes: usize,
     /// One JSON line per request on target `om_gateway::access`.
     pub access_log: bool,
+    /// Paths (normalised) where a WebSocket handshake may become a tunnel; any other upgrade
+    /// request is served as a plain one. Default: the activity feed.
+    pub websocket_paths: Vec<PathRule>,
 }
 
 impl StartupConfig {

@@ -52,6 +52,7 @@ pub struct RawServer {
     pub max_connections: Option<u64>,
     pub access_log: Option<bool>,
     pub workers: Option<u64>,
+    pub websocket_paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -221,6 +221,40 @@ fn problems_are_all_reported_with_lines() {
         "jwks:\n  refreshInterval: 10s\n  minRefreshInterval: 1m\n",
         &[("jwks.minRefreshInterval", Some(3), "must not exceed")],
     );
+    check(
+        "server:\n  websocketPaths:\n    - api/ws\n    - /api/v1/x/../ws/**\n    - /**\n",
+        &[
+            ("server.websocketPaths[0]", Some(3), "must start with `/`"),
+            ("server.websocketPaths[1]", Some(4), "normalised form"),
+            ("server.websocketPaths[2]", Some(5), "every path"),
+        ],
+    );
+}
+
+#[test]
+fn websocket_paths_default_to_the_feed_and_a_list_replaces_them() {
+    let sources = |yaml: &str| -> Vec<String> {
+        load_yaml(yaml, &[])
+            .unwrap()
+            .server
+            .websocket_paths
+            .iter()
+            .map(|rule| rule.source.clone())
+            .collect()
+    };
+    assert_eq!(sources(""), ["/api/v1/push/feed/**"]);
+    assert_eq!(
+        sources("server:\n  websocketPaths: [ /api/v1/events/**, /ws ]\n"),
+        ["/api/v1/events/**", "/ws"]
+    );
+    assert!(sources("server:\n  websocketPaths: []\n").is_empty());
+    let config = load_yaml("", &[]).unwrap();
+    let feed = &config.server.websocket_paths[0].pattern;
+    assert!(feed.matches("/api/v1/push/feed") && feed.matches("/api/v1/push/feed/socket.io"));
+    assert!(!feed.matches("/api/v1/push/feedx"));
+    let printed = crate::cli::check::effective_yaml(&config);
+    assert!(printed.contains("websocketPaths:"), "{printed}");
+    assert!(printed.contains("/api/v1/push/feed/**"), "{printed}");
 }
 
 #[test]

@@ -371,8 +371,32 @@ fn build_server(raw: RawServer, problems: &mut Problems) -> (StartupConfig, Serv
             (256, 65_000),
         ),
         access_log: raw.access_log.unwrap_or(true),
+        websocket_paths: build_websocket_paths(raw.websocket_paths, problems),
     };
     (startup, server)
+}
+
+/// `server.websocketPaths`: the same forms as `publicPaths` (exact, or `/prefix/**`); the list
+/// given replaces the default, the activity feed.
+fn build_websocket_paths(raw: Option<Vec<String>>, problems: &mut Problems) -> Vec<PathRule> {
+    let Some(raw) = raw else {
+        let feed = format!("{}/**", crate::proxy::feed::FEED_PATH);
+        return parse_public_path(&feed, "server.websocketPaths", problems)
+            .into_iter()
+            .collect();
+    };
+    raw.iter()
+        .enumerate()
+        .filter_map(|(position, text)| {
+            let key = format!("server.websocketPaths[{position}]");
+            let rule = parse_public_path(text, &key, problems)?;
+            if matches!(&rule.pattern, PathMatch::Prefix(prefix) if prefix.is_empty()) {
+                problems.add(&key, "`/**` would allow WebSocket tunnels on every path; list the paths that serve WebSockets");
+                return None;
+            }
+            Some(rule)
+        })
+        .collect()
 }
 
 /// One worker per CPU this process may use (the cgroup quota counts), at most 256.

@@ -11,6 +11,7 @@
 
 use crate::error::Rejection;
 use crate::policy::{path_readings, PathReadings};
+use crate::proxy::original_url::path_of_original_url;
 use http::{HeaderMap, Method};
 
 /// How the request reached the judge (for logs; the verdict never depends on it).
@@ -96,7 +97,9 @@ impl<'a> Question<'a> {
         };
         let mut targets: Vec<&'a str> = Vec::new();
         if let Some(url) = header("x-original-url")? {
-            targets.push(target_of_url(url)?);
+            // ingress-nginx builds it from the client's own Host: junk there must not shift
+            // where the path starts.
+            targets.push(path_of_original_url(url)?);
         }
         targets.extend(header("x-original-uri")?);
         targets.extend(header("x-forwarded-uri")?);
@@ -168,66 +171,4 @@ fn checked_method(text: &str) -> Result<Method, Rejection> {
         return Err(Rejection::BadMethod(text.chars().take(32).collect()));
     }
     Ok(method)
-}
-
-/// The path and query of an absolute URL (`X-Original-URL: https://host/api/v1/x?q`). The
-/// authority must be `host[:port]` and the path must start with `/`: ingress-nginx builds this
-/// header from the client's own `Host`, so junk there (`om.example:?`) must not shift where the
-/// path starts.
-fn target_of_url(url: &str) -> Result<&str, Rejection> {
-    let bad = Rejection::BadForwardAuth;
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or(bad("X-Original-URL is not an absolute URL"))?;
-    if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(bad("X-Original-URL has no valid scheme"));
-    }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, target) = rest.split_at(end);
-    if !is_host_and_port(authority) {
-        return Err(bad("X-Original-URL's authority is not host[:port]"));
-    }
-    if !target.starts_with('/') {
-        return Err(bad("X-Original-URL has no path"));
-    }
-    Ok(target)
-}
-
-/// `host[:port]`: a registered name or IPv4 address of unreserved characters, or a bracketed
-/// IPv6 literal, and a port of at most five digits.
-pub fn is_host_and_port(authority: &str) -> bool {
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((literal, after)) => {
-                if literal.is_empty()
-                    || !literal
-                        .bytes()
-                        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-                {
-                    return false;
-                }
-                match after {
-                    "" => return true,
-                    _ => match after.strip_prefix(':') {
-                        Some(port) => ("[v6]", Some(port)),
-                        None => return false,
-                    },
-                }
-            }
-            None => return false,
-        },
-        None => match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    let host_ok = host == "[v6]"
-        || (!host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')));
-    let port_ok = port.is_none_or(|port| {
-        (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit())
-    });
-    host_ok && port_ok
 }

@@ -209,17 +209,49 @@ fn is_user_id(text: &str) -> bool {
     (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// The single `userId` query parameter, raw. Two of them would let the gateway and the server
-/// read different ones, so that is refused.
-fn requested_user_id(query: Option<&str>) -> Result<&str, FeedError> {
-    let mut values = query
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("userId="));
+/// The single `userId` query parameter's value, raw. The server reads it with
+/// `socket.getInitialQuery().get("userId")` (OpenMetadata's `socket/WebSocketManager.java`),
+/// from engine.io-server-java's query map, which percent-decodes parameter names and keeps a
+/// name without `=` (empty value): so `user%49d=` and a bare `userId` are `userId` too. Two of
+/// them would let the gateway and the server read different ones, so that is refused.
+pub(crate) fn requested_user_id(query: Option<&str>) -> Result<&str, FeedError> {
+    let mut values = query.unwrap_or("").split('&').filter_map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        is_user_id_name(name).then_some(value)
+    });
     match (values.next(), values.next()) {
         (Some(value), None) if !value.is_empty() => Ok(value),
         _ => Err(FeedError::UserIdMissing),
     }
+}
+
+/// Whether a raw parameter name percent-decodes to `userId` (a malformed escape stays as is).
+fn is_user_id_name(name: &str) -> bool {
+    if !name.contains('%') {
+        return name == "userId";
+    }
+    let raw = name.as_bytes();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut index = 0;
+    while let Some(&byte) = raw.get(index) {
+        let escaped = (byte == b'%')
+            .then(|| raw.get(index + 1..index + 3))
+            .flatten()
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(value) => {
+                decoded.push(value);
+                index += 3;
+            }
+            None => {
+                decoded.push(byte);
+                index += 1;
+            }
+        }
+    }
+    decoded == b"userId"
 }
 
 /// Our cookie's value from any `Cookie` header (browsers may send several pairs per header).

@@ -3,10 +3,10 @@
 //! A worker only ever uses the connections it opened, whose tasks run on its own event loop, so
 //! a proxied request never crosses threads. Bodies stream both ways untouched (hyper's `Incoming`
 //! is passed through, never collected); a connection goes back to its pool when the upstream's
-//! response body has ended. Upgrades (WebSocket) are spliced into a byte tunnel once both sides
-//! agree.
+//! response body has ended. A WebSocket handshake (checked by `websocket`) is spliced into a
+//! byte tunnel once the upstream's 101 completes it; any other 101 is refused.
 
-use super::headers::is_upgrade;
+use super::websocket::WebSocketHandshake;
 use super::ProxyError;
 use super::UpstreamConfig;
 use bytes::Bytes;
@@ -385,11 +385,15 @@ impl Forwarder {
     }
 
     /// Send `request` to the upstream at `path_and_query` and return its response head with the
-    /// body still streaming. Headers must already be rewritten by the caller.
+    /// body still streaming. Headers must already be rewritten by the caller. `websocket`: the
+    /// checked handshake the request opens, if any; only then can a 101 become a tunnel, and
+    /// only when it completes that handshake. Any other 101 is `ProxyError::BadUpgrade`, and its
+    /// connection is closed, never pooled.
     pub async fn forward(
         &self,
         mut request: Request<RequestBody>,
         path_and_query: String,
+        websocket: Option<WebSocketHandshake>,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let uri = Uri::from_maybe_shared(Bytes::from(path_and_query))
             .map_err(|error| ProxyError::BadRequest(error.to_string()))?;
@@ -398,36 +402,22 @@ impl Forwarder {
         request
             .headers_mut()
             .insert(http::header::HOST, self.host_header.clone());
-        let client_upgrade =
-            is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+        let upgrade = websocket.map(|handshake| (handshake, hyper::upgrade::on(&mut request)));
         let slot = self.pools.slot();
         let (response, sender) =
             match tokio::time::timeout(self.timeout, self.send(request, slot)).await {
                 Err(_) => return Err(ProxyError::Timeout(self.timeout)),
                 Ok(result) => result?,
             };
-        let mut response = response;
-        if let Some(client_upgrade) = client_upgrade {
-            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                let upstream_upgrade = hyper::upgrade::on(&mut response);
-                tokio::spawn(async move {
-                    match (client_upgrade.await, upstream_upgrade.await) {
-                        (Ok(client), Ok(upstream)) => {
-                            let (mut client, mut upstream) =
-                                (TokioIo::new(client), TokioIo::new(upstream));
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                        }
-                        (Err(error), _) | (_, Err(error)) => {
-                            tracing::debug!(%error, "upgrade did not complete")
-                        }
-                    }
-                });
-                // The connection is the tunnel now: never back to the pool.
-                return Ok(response.map(|inner| UpstreamBody {
-                    inner,
-                    release: None,
-                }));
-            }
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // Dropping a 101 that is refused drops its connection (hyper gave it up for the
+            // upgrade): nothing more is read from it or written to it.
+            return match upgrade {
+                Some((handshake, client_upgrade)) if handshake.accepted_by(response.headers()) => {
+                    Ok(splice(response, client_upgrade))
+                }
+                _ => Err(ProxyError::BadUpgrade),
+            };
         }
         let (parts, inner) = response.into_parts();
         let mut body = UpstreamBody {
@@ -468,6 +458,30 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// Join the client's connection and the upstream's into a byte tunnel once both are handed over.
+/// The upstream connection is the tunnel now: never back to the pool.
+fn splice(
+    mut response: Response<Incoming>,
+    client_upgrade: hyper::upgrade::OnUpgrade,
+) -> Response<UpstreamBody> {
+    let upstream_upgrade = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        match (client_upgrade.await, upstream_upgrade.await) {
+            (Ok(client), Ok(upstream)) => {
+                let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::debug!(%error, "upgrade did not complete")
+            }
+        }
+    });
+    response.map(|inner| UpstreamBody {
+        inner,
+        release: None,
+    })
 }
 
 /// The client's own body failing while it streamed upstream is the client's fault (hyper marks

@@ -1,10 +1,11 @@
 //! Header rewriting on the way upstream and back: hop-by-hop headers (RFC 9110 §7.6.1), the
-//! identity headers (always stripped from clients, set only from a verified principal),
-//! `X-Forwarded-*`, and the request id.
+//! identity headers (always stripped from clients, set only from a verified principal), their
+//! underscore lookalikes, `X-Forwarded-*`, the `Host` check (RFC 9112 §3.2), and the request id.
 
+use super::original_url::{check_authority, AuthorityError};
 use crate::verify::Principal;
 use http::header::{HeaderName, HeaderValue};
-use http::HeaderMap;
+use http::{HeaderMap, Request, Version};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,8 +30,9 @@ pub static IDENTITY_HEADERS: [&HeaderName; 5] = [
     &X_AUTH_REQUEST_TOKEN_TYPE,
 ];
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones proxies also drop.
-static HOP_BY_HOP: [&HeaderName; 8] = [
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones proxies also drop, and
+/// `HTTP2-Settings`, which only means something beside an `Upgrade: h2c` (RFC 7540 §3.2.1).
+static HOP_BY_HOP: [&HeaderName; 9] = [
     &http::header::CONNECTION,
     &KEEP_ALIVE,
     &PROXY_CONNECTION,
@@ -39,8 +41,10 @@ static HOP_BY_HOP: [&HeaderName; 8] = [
     &http::header::TE,
     &http::header::TRAILER,
     &http::header::TRANSFER_ENCODING,
+    &HTTP2_SETTINGS,
 ];
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// OpenMetadata's `CatalogOpenIdAuthorizationRequestFilter` takes this header as the caller's
@@ -70,8 +74,13 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// Remove hop-by-hop headers and those the `Connection` header names. An upgrade keeps
-/// `Connection: upgrade` and `Upgrade`, which must reach the next hop for it to work.
+/// Remove hop-by-hop headers and those the `Connection` header names, except the end-to-end
+/// headers the upstream needs or the gateway sets (`Authorization`, `Host`, `Content-Length`,
+/// `X-Request-Id`, the identity and forwarding headers): such a `Connection` token is ignored,
+/// so that a client cannot make the gateway drop the `Authorization` the server reads, or the
+/// id it sends. An upgrade the gateway tunnels (a checked WebSocket handshake) keeps
+/// `Connection: upgrade` and `Upgrade`, which must reach the next hop for it to work; any other
+/// request loses `Upgrade` (and `HTTP2-Settings`) and is served as a plain request.
 pub fn strip_hop_by_hop_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
     let present = present_names(headers, &HOP_BY_HOP, |_| true);
     let connection = HOP_BY_HOP
@@ -126,10 +135,96 @@ fn remove_connection_listed(headers: &mut HeaderMap, keep_upgrade: bool) {
             continue;
         };
         for name in value.split(',').map(str::trim) {
-            if !(keep_upgrade && name.eq_ignore_ascii_case("upgrade")) {
+            let kept_upgrade = keep_upgrade && name.eq_ignore_ascii_case("upgrade");
+            if !kept_upgrade && !is_end_to_end(name) {
                 headers.remove(name);
             }
         }
+    }
+}
+
+/// End-to-end headers a `Connection` token may not remove (any case).
+fn is_end_to_end(name: &str) -> bool {
+    const KEPT: [&str; 7] = [
+        "authorization",
+        "host",
+        "content-length",
+        "x-request-id",
+        "x-auth-params-email",
+        "x-real-ip",
+        "forwarded",
+    ];
+    let starts_with = |prefix: &str| {
+        name.get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    KEPT.iter().any(|kept| kept.eq_ignore_ascii_case(name))
+        || starts_with("x-auth-request-")
+        || starts_with("x-forwarded-")
+}
+
+/// Remove what a client may not send on the proxy path: the identity headers (`strip_identity_headers`)
+/// and their underscore lookalikes (`strip_lookalike_headers`).
+pub fn strip_client_headers(headers: &mut HeaderMap) {
+    strip_identity_headers(headers);
+    strip_lookalike_headers(headers);
+}
+
+/// Remove every header whose name, with `_` read as `-`, is one the gateway owns
+/// (`X-Auth-Request-*`, `X-Auth-Params-Email`, `X-Impersonate-User`, `X-Forwarded-*`,
+/// `X-Real-IP`, `X-Request-Id`) or a hop-by-hop or framing header (`Transfer-Encoding`,
+/// `Content-Length`, `Proxy-Authorization`, ...). CGI and WSGI servers turn both spellings into
+/// the same variable (`HTTP_X_AUTH_REQUEST_USER`), and so does nginx with
+/// `underscores_in_headers on`: a server behind the gateway would read a client's
+/// `X_Auth_Request_User` as the gateway's `X-Auth-Request-User`. Other names with `_` pass.
+pub fn strip_lookalike_headers(headers: &mut HeaderMap) {
+    // Names are lower case; one pass finds none in the usual request.
+    if !headers
+        .keys()
+        .any(|name| name.as_str().as_bytes().contains(&b'_'))
+    {
+        return;
+    }
+    let lookalikes: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_lookalike(name.as_str()))
+        .cloned()
+        .collect();
+    for name in &lookalikes {
+        headers.remove(name);
+    }
+}
+
+fn is_lookalike(name: &str) -> bool {
+    const OWNED_OR_FRAMING: [&str; 13] = [
+        "x-auth-params-email",
+        "x-impersonate-user",
+        "x-real-ip",
+        "x-request-id",
+        "transfer-encoding",
+        "content-length",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "http2-settings",
+        "sec-websocket-key",
+        "sec-websocket-version",
+    ];
+    if !name.contains('_') {
+        return false;
+    }
+    let dashed = name.replace('_', "-");
+    dashed.starts_with("x-auth-request-")
+        || dashed.starts_with("x-forwarded-")
+        || OWNED_OR_FRAMING.contains(&dashed.as_str())
+}
+
+/// `X-Impersonate-User` reaches the upstream only beside a verified bot token: a non-bot on a
+/// protected path has already been refused (403), and on a public path nobody was verified.
+pub fn strip_impersonation_unless_bot(headers: &mut HeaderMap, principal: Option<&Principal>) {
+    if !principal.is_some_and(|principal| principal.is_bot) {
+        headers.remove(&X_IMPERSONATE_USER);
     }
 }
 
@@ -202,13 +297,19 @@ fn roles_value(roles: &[String]) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)).ok()
 }
 
-/// Append the client to `X-Forwarded-For` and set `X-Forwarded-Proto` and `X-Forwarded-Host`.
+/// Append the client to `X-Forwarded-For` and set `X-Forwarded-Proto` and `X-Forwarded-Host`
+/// (from `host`, the validated `Host`: see `check_host`). A client's `Forwarded`, `X-Real-IP`
+/// and every other `X-Forwarded-*` (`-Port`, `-Prefix`, `-Server`, a `-Host` when there is no
+/// host to set) are removed, so that every forwarding header the upstream reads was written by
+/// the gateway; `X-Forwarded-For` is appended to, as proxies do (its last entry is the client
+/// the gateway saw; earlier ones are whatever the client claimed).
 pub fn set_forwarded_headers(
     headers: &mut HeaderMap,
     client: IpAddr,
     tls: bool,
     host: Option<&str>,
 ) {
+    strip_client_forwarding(headers);
     // "<existing>, <client>" (existing as sent, if it is text and not blank), else "<client>",
     // written into one buffer that becomes the header value without a copy.
     let existing = headers
@@ -230,6 +331,84 @@ pub fn set_forwarded_headers(
     );
     if let Some(host) = host.and_then(|host| host_value(headers, host)) {
         headers.insert(&X_FORWARDED_HOST, host);
+    }
+}
+
+/// Remove the forwarding headers the gateway does not append to (see `set_forwarded_headers`).
+fn strip_client_forwarding(headers: &mut HeaderMap) {
+    let foreign = |name: &HeaderName| {
+        let name = name.as_str();
+        name == "forwarded"
+            || name == "x-real-ip"
+            || (name.starts_with("x-forwarded-")
+                && name != "x-forwarded-for"
+                && name != "x-forwarded-proto")
+    };
+    if !headers.keys().any(foreign) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| foreign(name))
+        .cloned()
+        .collect();
+    for name in &names {
+        headers.remove(name);
+    }
+}
+
+/// Why a request's `Host` (or HTTP/2 `:authority`) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("the request names no host (an HTTP/1.1 request needs a Host header)")]
+    MissingHost,
+    #[error("more than one Host header")]
+    RepeatedHost,
+    #[error("the Host header is not host[:port]: {0}")]
+    BadHost(AuthorityError),
+    #[error("the request target's authority and the Host header disagree")]
+    AuthorityMismatch,
+}
+
+impl HeaderError {
+    pub fn reason(&self) -> &'static str {
+        "bad_host"
+    }
+}
+
+/// RFC 9112 §3.2 and RFC 9113 §8.3.1: the host a request names, validated. HTTP/1.1 needs
+/// exactly one `Host`; HTTP/1.0 at most one; HTTP/2 an `:authority` or a `Host`. When both the
+/// request target (absolute form, or `:authority`) and `Host` name one, they must agree (case
+/// aside). Every host named must be `host[:port]` (`original_url::check_authority`: no userinfo,
+/// no `?`, `#`, `,` or space, a numeric port). Returns what `X-Forwarded-Host` is set from.
+pub fn check_host<B>(request: &Request<B>) -> Result<Option<String>, HeaderError> {
+    let mut values = request.headers().get_all(http::header::HOST).iter();
+    let header = match (values.next(), values.next()) {
+        (_, Some(_)) => return Err(HeaderError::RepeatedHost),
+        (None, None) => None,
+        (Some(value), None) => Some(
+            value
+                .to_str()
+                .map_err(|_| HeaderError::BadHost(AuthorityError::BadHost))?,
+        ),
+    };
+    let target = request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str());
+    for named in header.iter().chain(target.iter()) {
+        check_authority(named).map_err(HeaderError::BadHost)?;
+    }
+    let version = request.version();
+    match (header, target) {
+        (None, _) if version == Version::HTTP_11 => Err(HeaderError::MissingHost),
+        (None, None) if matches!(version, Version::HTTP_2 | Version::HTTP_3) => {
+            Err(HeaderError::MissingHost)
+        }
+        (Some(header), Some(target)) if !header.eq_ignore_ascii_case(target) => {
+            Err(HeaderError::AuthorityMismatch)
+        }
+        _ => Ok(header.or(target).map(str::to_string)),
     }
 }
 
@@ -288,9 +467,20 @@ impl RequestIds {
         }
     }
 
-    /// The client's `X-Request-Id` when it is 1–128 characters of `[A-Za-z0-9._:-]`, else a new one.
+    /// The request's one id: the client's, when it sent exactly one that is sane (see
+    /// `take_or_generate`), else a new one; set as the request's only `X-Request-Id`, so the id
+    /// the upstream gets is the one echoed to the client and logged.
+    pub fn assign(&self, headers: &mut HeaderMap) -> HeaderValue {
+        let id = self.take_or_generate(headers);
+        headers.insert(&X_REQUEST_ID, id.clone());
+        id
+    }
+
+    /// The client's `X-Request-Id` when it sent exactly one and it is 1–128 characters of
+    /// `[A-Za-z0-9._:-]`, else a new one.
     pub fn take_or_generate(&self, headers: &HeaderMap) -> HeaderValue {
-        if let Some(value) = headers.get(&X_REQUEST_ID) {
+        let mut values = headers.get_all(&X_REQUEST_ID).iter();
+        if let (Some(value), None) = (values.next(), values.next()) {
             let bytes = value.as_bytes();
             if (1..=128).contains(&bytes.len())
                 && bytes

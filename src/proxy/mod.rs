@@ -1,5 +1,7 @@
-//! Forwarding: the pooled upstream client (`forward`), header rewriting (`headers`), and the
-//! activity feed's cookie (`feed`: its format and check, which the decision module calls).
+//! Forwarding: the pooled upstream client (`forward`), header rewriting (`headers`), the
+//! WebSocket handshake check (`websocket`), what ingresses name in `X-Original-URL`
+//! (`original_url`), and the activity feed's cookie (`feed`: its format and check, which the
+//! decision module calls).
 //!
 //! Owns everything that touches the upstream connection. Leaves the allow/deny decision to
 //! `judge`, and error bodies to `error`.
@@ -7,6 +9,8 @@
 pub mod feed;
 pub mod forward;
 pub mod headers;
+pub mod original_url;
+pub mod websocket;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +35,10 @@ pub enum ProxyError {
     /// the client's fault, so a 400, not a 502 that would page someone about the upstream.
     #[error("the request body could not be read: {0}")]
     ClientBody(String),
+    /// The upstream answered 101 to a request that was not a checked WebSocket handshake, or
+    /// without naming `websocket` and the matching `Sec-WebSocket-Accept`: never a tunnel.
+    #[error("the upstream switched protocols without completing a WebSocket handshake")]
+    BadUpgrade,
 }
 
 impl ProxyError {
@@ -41,6 +49,7 @@ impl ProxyError {
             ProxyError::Reset(_) => "upstream_reset",
             ProxyError::BadRequest(_) => "upstream_bad_request",
             ProxyError::ClientBody(_) => "client_body",
+            ProxyError::BadUpgrade => "upstream_bad_upgrade",
         }
     }
 }

@@ -211,6 +211,30 @@ fn feed_path_and_logged_in_user_matching() {
     assert!(!is_logged_in_user(&get, "/api/v1/users/loggedInUser/x"));
 }
 
+/// Issue 13: every parameter whose decoded name is `userId` counts, valueless ones too.
+#[test]
+fn feed_user_id_parameters_are_read_as_engine_io_decodes_them() {
+    use super::feed::{requested_user_id, FeedError};
+    let check = |query: &str, expected: Result<&str, FeedError>| {
+        assert_eq!(requested_user_id(Some(query)), expected, "{query}");
+    };
+    let missing: Result<&str, FeedError> = Err(FeedError::UserIdMissing);
+    check("EIO=4&userId=a-1", Ok("a-1"));
+    check("userId=a-1&other=2&userid=b", Ok("a-1"));
+    check("user%49d=a-1", Ok("a-1"));
+    check("%75%73%65%72%49%64=a-1", Ok("a-1"));
+    check("user%49d=b&userId=a", missing.clone());
+    check("userId=a&userId", missing.clone());
+    check("userId&userId=a", missing.clone());
+    check("userId=a&userId=", missing.clone());
+    check("userId=", missing.clone());
+    check("userId", missing.clone());
+    check("EIO=4", missing.clone());
+    check("user%4=a&userId=b", Ok("b"));
+    check("user%+9d=a&userId=b", Ok("b"));
+    assert_eq!(requested_user_id(None), missing.clone());
+}
+
 /// Request ids: generated ones are `<prefix>-<hex counter>`, sane client ones are kept.
 mod request_ids {
     use crate::proxy::headers::{RequestIds, X_REQUEST_ID};
@@ -273,14 +297,32 @@ mod header_rewriting {
         pairs
     }
 
-    /// The implementation before issue 7, kept as the reference the faster one must match.
+    /// The implementation before issue 7, kept as the reference the faster one must match
+    /// (plus issue 13: `HTTP2-Settings` is hop-by-hop, and `Connection` cannot name the
+    /// end-to-end headers the upstream needs or the gateway sets).
     fn reference_strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+        let end_to_end = |name: &HeaderName| {
+            let name = name.as_str();
+            [
+                "authorization",
+                "host",
+                "content-length",
+                "x-request-id",
+                "x-auth-params-email",
+                "x-real-ip",
+                "forwarded",
+            ]
+            .contains(&name)
+                || name.starts_with("x-auth-request-")
+                || name.starts_with("x-forwarded-")
+        };
         let listed: Vec<HeaderName> = headers
             .get_all(http::header::CONNECTION)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .filter(|name| !end_to_end(name))
             .collect();
         for name in listed {
             if !(keep_upgrade && name == http::header::UPGRADE) {
@@ -296,6 +338,7 @@ mod header_rewriting {
             "te",
             "trailer",
             "transfer-encoding",
+            "http2-settings",
         ] {
             headers.remove(name);
         }
@@ -374,6 +417,31 @@ mod header_rewriting {
                 ("host", "a"),
                 ("x-auth-request-user", "bob"),
             ],
+            &[
+                (
+                    "connection",
+                    "Authorization, X-Request-Id, Content-Length, X-Forwarded-Host, Forwarded",
+                ),
+                (
+                    "connection",
+                    "X-Real-IP, x-auth-params-email, X-Auth-Request-Roles, x-gone",
+                ),
+                ("authorization", "Bearer t"),
+                ("x-request-id", "id"),
+                ("content-length", "0"),
+                ("x-forwarded-host", "h"),
+                ("forwarded", "for=x"),
+                ("x-real-ip", "1.2.3.4"),
+                ("x-auth-params-email", "e"),
+                ("x-auth-request-roles", "r"),
+                ("x-gone", "1"),
+            ],
+            &[
+                ("connection", "Upgrade, HTTP2-Settings"),
+                ("upgrade", "h2c"),
+                ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+            ],
+            &[("upgrade", "foo/1"), ("http2-settings", "AAMA")],
             &[
                 ("proxy-connection", "keep-alive"),
                 ("proxy-authorization", "Basic x"),
@@ -492,6 +560,138 @@ mod header_rewriting {
                 usize::from(got.is_some())
             );
         }
+    }
+
+    #[test]
+    fn underscore_lookalikes_of_owned_and_framing_headers_go_and_others_stay() {
+        use crate::proxy::headers::strip_lookalike_headers;
+        let mut headers = map(&[
+            ("x_auth_request_user", "admin"),
+            ("x-auth_request-roles", "Admin"),
+            ("x_auth_request_whatever", "1"),
+            ("x_auth_params_email", "a@b"),
+            ("x_impersonate_user", "admin"),
+            ("x_forwarded_for", "1.2.3.4"),
+            ("x_forwarded_anything", "1"),
+            ("x_real_ip", "1.2.3.4"),
+            ("x_request_id", "forged"),
+            ("transfer_encoding", "chunked"),
+            ("content_length", "5"),
+            ("proxy_authorization", "Basic x"),
+            ("http2_settings", "AAMA"),
+            ("x_custom", "kept"),
+            ("x_auth_requestuser", "kept: not a lookalike"),
+            ("accept", "*/*"),
+        ]);
+        strip_lookalike_headers(&mut headers);
+        assert_eq!(
+            pairs(&headers),
+            pairs(&map(&[
+                ("x_custom", "kept"),
+                ("x_auth_requestuser", "kept: not a lookalike"),
+                ("accept", "*/*"),
+            ]))
+        );
+        let mut plain = map(&[
+            ("x-auth-request-user", "kept by this step"),
+            ("accept", "*/*"),
+        ]);
+        let before = pairs(&plain);
+        strip_lookalike_headers(&mut plain);
+        assert_eq!(pairs(&plain), before);
+    }
+
+    #[test]
+    fn client_forwarding_headers_other_than_x_forwarded_for_go() {
+        let mut headers = map(&[
+            ("forwarded", "for=1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/x"),
+            ("x-forwarded-host", "evil"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwardedfor", "kept: another name"),
+        ]);
+        set_forwarded_headers(&mut headers, Ipv4Addr::LOCALHOST.into(), false, None);
+        assert_eq!(
+            pairs(&headers),
+            pairs(&map(&[
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-for", "10.0.0.1, 127.0.0.1"),
+                ("x-forwardedfor", "kept: another name"),
+            ]))
+        );
+    }
+
+    #[test]
+    fn host_is_checked_as_rfc_9112_and_9113_ask() {
+        use crate::proxy::headers::{check_host, HeaderError};
+        use crate::proxy::original_url::AuthorityError;
+        use http::{Request, Version};
+        fn check(
+            version: Version,
+            uri: &str,
+            hosts: &[&str],
+            expected: Result<Option<&str>, HeaderError>,
+        ) {
+            let mut request = Request::builder().version(version).uri(uri);
+            for host in hosts {
+                request = request.header("host", *host);
+            }
+            let request = request.body(()).unwrap();
+            assert_eq!(
+                check_host(&request).as_ref().map(|host| host.as_deref()),
+                expected.as_ref().map(|host| host.as_deref()),
+                "{version:?} {uri} {hosts:?}"
+            );
+        }
+        use HeaderError::*;
+        let (h10, h11, h2) = (Version::HTTP_10, Version::HTTP_11, Version::HTTP_2);
+        check(h11, "/x", &["om.example"], Ok(Some("om.example")));
+        check(h11, "/x", &["om.example:8585"], Ok(Some("om.example:8585")));
+        check(h11, "/x", &["[::1]:80"], Ok(Some("[::1]:80")));
+        check(h11, "/x", &[], Err(MissingHost));
+        check(h11, "/x", &["a", "a"], Err(RepeatedHost));
+        check(
+            h11,
+            "/x",
+            &["om.example:"],
+            Err(BadHost(AuthorityError::BadPort)),
+        );
+        check(
+            h11,
+            "/x",
+            &["a@om.example"],
+            Err(BadHost(AuthorityError::BadHost)),
+        );
+        check(h11, "/x", &["a,b"], Err(BadHost(AuthorityError::BadHost)));
+        check(h11, "/x", &[""], Err(BadHost(AuthorityError::EmptyHost)));
+        check(
+            h11,
+            "http://om.example/x",
+            &["OM.example"],
+            Ok(Some("OM.example")),
+        );
+        check(
+            h11,
+            "http://evil/x",
+            &["om.example"],
+            Err(AuthorityMismatch),
+        );
+        check(h11, "http://om.example/x", &[], Err(MissingHost));
+        check(h10, "/x", &[], Ok(None));
+        check(h10, "/x", &["a", "b"], Err(RepeatedHost));
+        check(h2, "http://om.example/x", &[], Ok(Some("om.example")));
+        check(
+            h2,
+            "http://om.example/x",
+            &["om.example"],
+            Ok(Some("om.example")),
+        );
+        check(h2, "http://om.example/x", &["evil"], Err(AuthorityMismatch));
+        check(h2, "/x", &["om.example"], Ok(Some("om.example")));
+        check(h2, "/x", &[], Err(MissingHost));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! `X-Auth-Request-*`. Refusals are the same 401/403/400 JSON the proxy path gives.
 
 use super::gateway::{Outcome, Runtime};
-use crate::error::{json_response, respond, Rejection};
+use crate::error::{json_response, respond_for_ingress, Rejection};
 use crate::judge::{Question, Verdict};
 use crate::proxy::headers::{set_anonymous_identity_headers, set_identity_headers, X_REQUEST_ID};
 use crate::proxy::GatewayBody;
@@ -36,7 +36,7 @@ pub(super) async fn answer(
     let forward_auth_path = &runtime.config.forward_auth_path;
     let refuse = |rejection: Rejection, outcome: &mut Outcome| {
         outcome.reason = rejection.reason();
-        respond(&rejection, domain).map(Either::Right)
+        respond_for_ingress(&rejection, domain).map(Either::Right)
     };
     let path = request.uri().path();
     let direct = path == forward_auth_path.as_str();

@@ -20,9 +20,10 @@ use crate::jwks::KeyStore;
 use crate::metrics::{method_label, Metrics};
 use crate::proxy::feed::{self, FeedSessions};
 use crate::proxy::headers::{
-    is_upgrade, set_forwarded_headers, set_identity_headers, strip_hop_by_hop_headers,
-    strip_identity_headers, RequestIds, X_REQUEST_ID,
+    check_host, is_upgrade, set_forwarded_headers, set_identity_headers, strip_client_headers,
+    strip_hop_by_hop_headers, strip_impersonation_unless_bot, RequestIds, X_REQUEST_ID,
 };
+use crate::proxy::websocket::WebSocketHandshake;
 use crate::proxy::{Forwarder, GatewayBody, RequestBody};
 use crate::verify::{Authenticator, Principal};
 use http::{HeaderMap, Request, Response};
@@ -164,13 +165,14 @@ impl Gateway {
     /// Serve one request. Never fails: every error becomes a response.
     pub async fn handle(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         peer: SocketAddr,
         tls: bool,
     ) -> Response<GatewayBody> {
         let started = Instant::now();
-        // Hop 2: request id and span.
-        let request_id = self.request_ids.take_or_generate(request.headers());
+        // Hop 2: request id and span. The id replaces any the client sent: the upstream, the
+        // client and the log all see this one.
+        let request_id = self.request_ids.assign(request.headers_mut());
         let method = request.method().clone();
         // Debug level: an enabled span costs a formatted copy of its fields per request even
         // where no line prints them (JSON logs omit spans); lines that matter carry the id.
@@ -255,12 +257,16 @@ impl Gateway {
         if let Err(rejection) = check_head_limits(&request, &runtime.config) {
             return reject(rejection, outcome);
         }
+        let host = match check_host(&request) {
+            Ok(host) => host,
+            Err(error) => return reject(Rejection::BadHeader(error), outcome),
+        };
         if forward_auth::is_forward_auth(request.uri().path(), &runtime.config.forward_auth_path) {
             outcome.route = "forward-auth".into();
             let response = forward_auth::answer(runtime, &request, &mut outcome).await;
             return (response, outcome);
         }
-        strip_identity_headers(request.headers_mut());
+        strip_client_headers(request.headers_mut());
         feed::strip_spoofable_headers(request.headers_mut());
         // Hops 3 and 4: ask the judge.
         let (verdict, forwarded_path) = {
@@ -286,14 +292,12 @@ impl Gateway {
         outcome.route = allowed.route.clone();
         outcome.fingerprint = allowed.fingerprint.clone();
         outcome.principal = allowed.principal.clone();
-        // Hop 5.
-        let upgrade = is_upgrade(request.headers());
-        let host = request
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        // Hop 5. Only a checked WebSocket handshake on a configured path may become a tunnel.
+        let websocket = WebSocketHandshake::of(
+            &request,
+            &forwarded_path,
+            &runtime.config.server.websocket_paths,
+        );
         // The UI's own `loggedInUser` call earns it the feed cookie; read that answer unencoded.
         let feed_cookie_for = allowed
             .principal
@@ -304,7 +308,8 @@ impl Gateway {
         if feed_cookie_for.is_some() {
             headers.remove(http::header::ACCEPT_ENCODING);
         }
-        strip_hop_by_hop_headers(headers, upgrade);
+        strip_hop_by_hop_headers(headers, websocket.is_some());
+        strip_impersonation_unless_bot(headers, allowed.principal.as_deref());
         if let Some(principal) = &allowed.principal {
             set_identity_headers(headers, principal);
         }
@@ -323,7 +328,11 @@ impl Gateway {
         };
         let request = Request::from_parts(parts, body);
         let upstream_started = Instant::now();
-        match runtime.forwarder.forward(request, path_and_query).await {
+        match runtime
+            .forwarder
+            .forward(request, path_and_query, websocket)
+            .await
+        {
             Ok(mut response) => {
                 outcome.upstream_seconds = Some(upstream_started.elapsed().as_secs_f64());
                 outcome.reason = "allowed";

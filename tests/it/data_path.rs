@@ -227,7 +227,12 @@ fn upgrade_request(address: std::net::SocketAddr, token: Option<&str>) -> String
 #[tokio::test]
 async fn websocket_upgrade_passes_through_after_authentication() {
     let upstream = EchoUpgradeUpstream::start().await;
-    let setup = gateway_for(&upstream.url(), "").await;
+    // Not the feed, so listed (issue 13: tunnels only on `server.websocketPaths`).
+    let setup = gateway_for(
+        &upstream.url(),
+        "server:\n  websocketPaths: [ \"/api/v1/events/**\" ]\n",
+    )
+    .await;
     let address = setup.gateway.proxy();
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream

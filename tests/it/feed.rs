@@ -289,3 +289,64 @@ async fn no_cookie_without_a_verified_logged_in_user_answer() {
     let refused = raw_request(proxy, "GET", &handshake(ALICE_ID), &[("Cookie", &cookie)]).await;
     assert_eq!(refused.status, 401, "{}", refused.body);
 }
+
+/// Issue 13: engine.io decodes query parameter names, and OpenMetadata's `WebSocketManager` reads
+/// whichever `userId` it ends up with; so every parameter whose decoded name is `userId` counts,
+/// with or without a value, and more than one is refused.
+#[tokio::test]
+async fn issue_13_an_encoded_or_valueless_user_id_parameter_counts() {
+    let setup = setup().await;
+    let proxy = setup.gateway.proxy();
+    let bearer = format!("Bearer {}", setup.key.tokens().personal());
+    let me = raw_request(
+        proxy,
+        "GET",
+        "/api/v1/users/loggedInUser",
+        &[("Authorization", &bearer)],
+    )
+    .await;
+    let cookie = me
+        .header("set-cookie")
+        .expect("a feed cookie is set")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let feed = "/api/v1/push/feed/?EIO=4&transport=polling";
+    let ok = raw_request(
+        proxy,
+        "GET",
+        &format!("{feed}&userId={ALICE_ID}"),
+        &[("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let before = setup.seen.lock().unwrap().len();
+    for query in [
+        format!("userId={ALICE_ID}&user%49d={BOB_ID}"),
+        format!("user%49d={BOB_ID}&userId={ALICE_ID}"),
+        format!("userId={ALICE_ID}&%75%73%65%72%49%64={BOB_ID}"),
+        format!("userId={ALICE_ID}&userId"),
+        format!("userId&userId={ALICE_ID}"),
+        format!("userId={ALICE_ID}&userId="),
+    ] {
+        let response = raw_request(
+            proxy,
+            "GET",
+            &format!("{feed}&{query}"),
+            &[("Cookie", &cookie)],
+        )
+        .await;
+        assert_eq!(response.status, 400, "{query}: {}", response.body);
+        assert!(
+            response.body.contains("exactly one userId"),
+            "{}",
+            response.body
+        );
+    }
+    assert_eq!(
+        setup.seen.lock().unwrap().len(),
+        before,
+        "a refused feed request reached the server"
+    );
+}

@@ -59,3 +59,8 @@ fn fuzz_seeds_and_regressions_replay_for_config() {
 fn fuzz_seeds_and_regressions_replay_for_path() {
     replay("path", targets::path);
 }
+
+#[test]
+fn fuzz_seeds_and_regressions_replay_for_original_url() {
+    replay("original_url", targets::original_url);
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bypass;
 mod data_path;
 mod deploy;
 mod doctor;

@@ -1,11 +1,13 @@
 //! Issue 8, property tests: no re-encoding of a path dodges a rule, normalisation is canonical
 //! and idempotent, identity headers never survive in any casing, and claim checks never panic nor
-//! accept an expired token, whatever JSON the token carries.
+//! accept an expired token, whatever JSON the token carries. Issue 13: forward-auth's
+//! `X-Original-URL` parser never ends the authority where a WHATWG parser does not.
 
 use crate::fuzz_replay::targets::{assert_path_is_canonical, claim_fixture};
 use crate::support::gateway::config_from;
 use om_gateway::policy::normalize_path;
 use om_gateway::proxy::headers::{strip_identity_headers, IDENTITY_HEADERS};
+use om_gateway::proxy::original_url::{path_of_original_url, OriginalUrlError};
 use om_gateway::verify::{check_claims, AuthError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -139,8 +141,101 @@ fn methods() -> impl Strategy<Value = http::Method> {
     ]
 }
 
+/// The parts of an `X-Original-URL`: scheme, host, port text, junk spliced into the authority at
+/// an index, path, query. Hosts avoid `xn--` labels (the oracle's IDNA escape hatch).
+type UrlParts = (
+    &'static str,
+    String,
+    String,
+    Vec<&'static str>,
+    prop::sample::Index,
+    String,
+    String,
+);
+
+fn original_url_parts() -> impl Strategy<Value = UrlParts> {
+    let scheme = prop::sample::select(vec!["http", "https", "HTTPS", "ftp", "http:"]);
+    let host = prop_oneof![
+        "[a-zA-Z0-9_-]{1,6}(\\.[a-z0-9-]{1,6}){0,2}\\.?",
+        prop::sample::select(vec![
+            "10.0.0.1",
+            "[::1]",
+            "[2001:db8::7]",
+            "1.2.3.256",
+            "0x7f.1",
+            "127.1",
+            "a.0x",
+            "a.08",
+            "[v1.x]",
+            "[::1",
+            "",
+            "a..b",
+        ])
+        .prop_map(str::to_string),
+    ];
+    let port = prop_oneof![
+        Just(String::new()),
+        (0u32..70_000).prop_map(|port| format!(":{port}")),
+        prop::sample::select(vec![":", ":?", ":80x", ":+80", ":#"]).prop_map(str::to_string),
+    ];
+    let junk = prop::collection::vec(
+        prop::sample::select(vec![
+            "@", "user@", "user:pw@", "?", "#", ":", "[", "]", "%", "%2f", "\\", ",", ".", "/",
+            " ", "a", "1",
+        ]),
+        0..3,
+    );
+    let path = "(/[a-zA-Z0-9._~!$&'()*+,;=:@%-]{0,6}){0,3}";
+    let query = prop_oneof![Just(String::new()), "\\?[a-zA-Z0-9=&/?:@.%-]{0,8}"];
+    (
+        scheme,
+        host,
+        port,
+        junk,
+        any::<prop::sample::Index>(),
+        path,
+        query,
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Wherever the gateway accepts an `X-Original-URL`, the `url` crate agrees on scheme, host,
+    /// no userinfo, and where the path begins (the oracle shared with the fuzz target).
+    #[test]
+    fn original_url_parsing_agrees_with_a_whatwg_parser(
+        (scheme, host, port, junk, at, path, query) in original_url_parts(),
+    ) {
+        let mut authority = format!("{host}{port}");
+        authority.insert_str(at.index(authority.len() + 1), &junk.concat());
+        let url = format!("{scheme}://{authority}{path}{query}");
+        crate::fuzz_replay::targets::original_url(url.as_bytes());
+    }
+
+    /// And plain ones are accepted, whole: `host[:port]` then a path, the path and query back.
+    #[test]
+    fn plain_original_urls_give_their_path_and_query(
+        (scheme, host, _, _, _, path, query) in original_url_parts(),
+        port in prop::option::of(0u16..=65_535),
+    ) {
+        let plain_host = !host.is_empty()
+            && (host.starts_with("[::1]") || host.starts_with("[2001")
+                || host == "10.0.0.1"
+                || (host.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    && !host.contains("..")
+                    && !host.rsplit('.').find(|label| !label.is_empty()).is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x"))));
+        prop_assume!(plain_host && matches!(scheme, "http" | "https" | "HTTPS"));
+        let port = port.map(|port| format!(":{port}")).unwrap_or_default();
+        let url = format!("{scheme}://{host}{port}{path}{query}");
+        let expected = format!("{path}{query}");
+        if path.is_empty() {
+            prop_assert_eq!(path_of_original_url(&url), Err(OriginalUrlError::BadPath), "{}", url);
+        } else {
+            prop_assert_eq!(path_of_original_url(&url), Ok(expected.as_str()), "{}", url);
+        }
+        crate::fuzz_replay::targets::original_url(url.as_bytes());
+    }
 
     /// Any stack of disguises normalises back to the normal form, so it meets the same rule.
     #[test]

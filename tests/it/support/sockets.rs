@@ -56,7 +56,8 @@ pub fn body_of(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
 }
 
-/// An upstream that answers 101 to anything, records each request head, then echoes every byte
+/// An upstream that answers 101 to anything (with the `Sec-WebSocket-Accept` RFC 6455 derives
+/// from the request's key, when it sent one), records each request head, then echoes every byte
 /// back over the upgraded connection.
 pub struct EchoUpgradeUpstream {
     pub address: SocketAddr,
@@ -78,8 +79,13 @@ impl EchoUpgradeUpstream {
                     if head.is_empty() {
                         return;
                     }
+                    let answer = format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{}\r\n",
+                        header_of(&head, "sec-websocket-key")
+                            .map(|key| format!("Sec-WebSocket-Accept: {}\r\n", websocket_accept(&key)))
+                            .unwrap_or_default()
+                    );
                     heads.lock().expect("lock").push(head);
-                    let answer = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
                     if stream.write_all(answer.as_bytes()).await.is_err() {
                         return;
                     }
@@ -203,6 +209,133 @@ impl ConnectionCounter {
 }
 
 impl Drop for ConnectionCounter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The first value of header `name` in a raw request or response head.
+pub fn header_of(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_string())
+    })
+}
+
+/// RFC 6455 §4.2.2: base64(SHA-1(key + the protocol's GUID)), written out independently of the
+/// gateway's own code.
+pub fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    let mut input = key.as_bytes().to_vec();
+    input.extend_from_slice(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &input);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// How `UpgradeUpstream` answers every request head, whatever it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeAnswer {
+    /// `101` naming `websocket`, with the accept value matching the request's key (if any).
+    Matching,
+    /// `101` naming `websocket`, without `Sec-WebSocket-Accept`.
+    NoAccept,
+    /// `101` naming `websocket`, with an accept value for another key.
+    WrongAccept,
+    /// `101` with the matching accept value but `Upgrade: h2c` (what Dropwizard's h2c connector
+    /// answers).
+    OtherProtocol,
+}
+
+/// An upstream that switches protocols on every request, even one that did not ask (the worst
+/// an upstream could do), records each request head, then records and echoes every byte that
+/// comes through the connection afterwards: what a tunnel would carry.
+pub struct UpgradeUpstream {
+    pub address: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    tunnelled: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UpgradeUpstream {
+    pub async fn start(answer: UpgradeAnswer) -> UpgradeUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let tunnelled = Arc::new(Mutex::new(Vec::new()));
+        let (task_heads, task_tunnelled) = (heads.clone(), tunnelled.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (heads, tunnelled) = (task_heads.clone(), task_tunnelled.clone());
+                tokio::spawn(async move {
+                    let head = read_head(&mut stream, Duration::from_secs(5)).await;
+                    if head.is_empty() {
+                        return;
+                    }
+                    let key = header_of(&head, "sec-websocket-key")
+                        .unwrap_or_else(|| "dGhlIHNhbXBsZSBub25jZQ==".into());
+                    heads.lock().expect("lock").push(head);
+                    let (protocol, accept) = match answer {
+                        UpgradeAnswer::Matching => ("websocket", Some(websocket_accept(&key))),
+                        UpgradeAnswer::NoAccept => ("websocket", None),
+                        UpgradeAnswer::WrongAccept => (
+                            "websocket",
+                            Some(websocket_accept("AAAAAAAAAAAAAAAAAAAAAA==")),
+                        ),
+                        UpgradeAnswer::OtherProtocol => ("h2c", Some(websocket_accept(&key))),
+                    };
+                    let accept = accept
+                        .map(|accept| format!("Sec-WebSocket-Accept: {accept}\r\n"))
+                        .unwrap_or_default();
+                    let reply = format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n{accept}\r\n"
+                    );
+                    if stream.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let mut buffer = [0u8; 4096];
+                    loop {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => {
+                                tunnelled
+                                    .lock()
+                                    .expect("lock")
+                                    .extend_from_slice(&buffer[..read]);
+                                if stream.write_all(&buffer[..read]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        UpgradeUpstream {
+            address,
+            heads,
+            tunnelled,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Every request head received, in order.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("lock").clone()
+    }
+
+    /// Every byte received after a request head: what went through a tunnel.
+    pub fn tunnelled(&self) -> String {
+        String::from_utf8_lossy(&self.tunnelled.lock().expect("lock")).into()
+    }
+}
+
+impl Drop for UpgradeUpstream {
     fn drop(&mut self) {
         self.task.abort();
     }
