@@ -89,7 +89,6 @@ pub struct GatewayProcess {
     child: Child,
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
-    pub config_path: std::path::PathBuf,
     lines: Arc<Mutex<Vec<String>>>,
     _directory: tempfile::TempDir,
 }
@@ -141,7 +140,6 @@ impl GatewayProcess {
             child,
             proxy: serving["proxy"].as_str().unwrap().parse().unwrap(),
             admin: serving["admin"].as_str().unwrap().parse().unwrap(),
-            config_path,
             lines,
             _directory: directory,
         }
@@ -149,6 +147,11 @@ impl GatewayProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.proxy)
+    }
+
+    /// The child's process id (for /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub async fn wait_ready(&self) {

@@ -188,13 +188,29 @@ async fn refusals_name_the_rule_and_every_decision_is_counted() {
         ("allow", "public_path"),
         ("deny", "bad_path"),
     ] {
-        let line =
-            format!("om_gateway_auth_decisions_total{{reason=\"{reason}\",result=\"{result}\"}} 1");
-        assert!(metrics.contains(&line), "missing `{line}` in:\n{metrics}");
+        assert_eq!(
+            metrics.value(
+                "om_gateway_auth_decisions_total",
+                &[("reason", reason), ("result", result)]
+            ),
+            Some(1.0),
+            "{result}/{reason}:\n{}",
+            metrics.family("om_gateway_auth_decisions_total")
+        );
     }
-    let route_line =
-        "om_gateway_requests_total{method=\"GET\",route=\"bots-admin\",status=\"403\"} 1";
-    assert!(metrics.contains(route_line), "missing `{route_line}`");
+    assert_eq!(
+        metrics.value(
+            "om_gateway_requests_total",
+            &[
+                ("method", "GET"),
+                ("route", "bots-admin"),
+                ("status", "403")
+            ]
+        ),
+        Some(1.0),
+        "{}",
+        metrics.family("om_gateway_requests_total")
+    );
 }
 
 #[test]
