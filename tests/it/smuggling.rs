@@ -63,6 +63,16 @@ const REFUSED: &[(&str, &str, bool)] = &[
         false,
     ),
     (
+        "Transfer-Encoding twice, chunked then identity",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        false,
+    ),
+    (
+        "whitespace before the colon of Transfer-Encoding",
+        "Transfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        false,
+    ),
+    (
         "bad chunk size",
         "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
         true,

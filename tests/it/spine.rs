@@ -37,15 +37,14 @@ fn assert_error(
     headers: &http::HeaderMap,
     body: &Value,
     expected_status: u16,
-    message_part: &str,
+    message: &str,
 ) {
     assert_eq!(status, expected_status, "body: {body}");
     assert_eq!(headers.get("content-type").unwrap(), "application/json");
     assert_eq!(body["code"], expected_status, "body: {body}");
-    let message = body["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(message_part),
-        "message `{message}` should contain `{message_part}`"
+    assert_eq!(
+        body["message"], message,
+        "the exact message (a part such as \"Invalid token\" is in several refusals)"
     );
 }
 
@@ -130,17 +129,35 @@ async fn every_refusal_has_its_status_and_json_body() {
 
     let wrong_key = TestKey::rsa_b().with_kid("key-a").tokens().personal();
     let (status, headers, body) = get(&url, Some(&wrong_key)).await;
-    assert_error(status, &headers, &body, 401, "Public key mismatch");
+    assert_error(
+        status,
+        &headers,
+        &body,
+        401,
+        "Not Authorized! Invalid token. Token verification failed. Public key mismatch.",
+    );
 
     let (status, headers, body) = get(&url, Some("not-a-jwt")).await;
-    assert_error(status, &headers, &body, 401, "Invalid token");
+    assert_error(
+        status,
+        &headers,
+        &body,
+        401,
+        "Not Authorized! Invalid token. Token is not a well-formed JWT: expected three dot-separated parts.",
+    );
 
     let unknown_kid = TestKey::rsa_b()
         .with_kid("nobody-knows")
         .tokens()
         .personal();
     let (status, headers, body) = get(&url, Some(&unknown_kid)).await;
-    assert_error(status, &headers, &body, 401, "signing key not found");
+    assert_error(
+        status,
+        &headers,
+        &body,
+        401,
+        "Not Authorized! Token signing key not found in configured public keys: no trusted key has kid `nobody-knows`",
+    );
 
     // A PAT without exp: only bots may omit it by default.
     let no_exp = tokens.mint(&om_gateway::cli::TokenRequest {
@@ -148,7 +165,13 @@ async fn every_refusal_has_its_status_and_json_body() {
         ..tokens.request()
     });
     let (status, headers, body) = get(&url, Some(&no_exp)).await;
-    assert_error(status, &headers, &body, 401, "no expiry");
+    assert_error(
+        status,
+        &headers,
+        &body,
+        401,
+        "Not Authorized! Invalid token. Token has no expiry (exp) and only bot tokens may omit it",
+    );
 
     // Nothing reached the upstream.
     assert!(setup.upstream.received().is_empty());
@@ -164,9 +187,18 @@ async fn alg_none_and_hmac_tokens_are_refused() {
         &claims,
         "c2lnbmF0dXJl",
     );
-    for token in [none, hs256] {
+    for (token, message) in [
+        (
+            none,
+            "Not Authorized! Invalid token. Algorithm `none` is not accepted.",
+        ),
+        (
+            hs256,
+            "Not Authorized! Invalid token. Algorithm `HS256` is not accepted.",
+        ),
+    ] {
         let (status, headers, body) = get(&setup.gateway.url("/api/v1/tables"), Some(&token)).await;
-        assert_error(status, &headers, &body, 401, "Invalid token");
+        assert_error(status, &headers, &body, 401, message);
     }
     assert!(setup.upstream.received().is_empty());
 }
@@ -488,7 +520,7 @@ async fn principal_domain_is_enforced_for_users_not_bots() {
         &headers,
         &body,
         401,
-        "Email does not match the principal domain open-metadata.org",
+        "Not Authorized! Email does not match the principal domain open-metadata.org",
     );
     let (status, _, _) = get(
         &setup.gateway.url("/api/v1/tables"),
@@ -526,7 +558,13 @@ async fn no_key_loaded_from_any_source_is_503_and_readyz_says_why() {
         Some(&TestKey::rsa_a().tokens().personal()),
     )
     .await;
-    assert_error(status, &headers, &body, 503, "no signing key");
+    assert_error(
+        status,
+        &headers,
+        &body,
+        503,
+        "Service unavailable: no signing key could be loaded from any key source",
+    );
 }
 
 #[tokio::test]
