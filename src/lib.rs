@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod jwks;
 pub mod policy;

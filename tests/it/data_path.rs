@@ -1,4 +1,4 @@
-//! Issue 5, the data path: HTTP/2 (h2c), upstream pooling, streaming with flat memory,
+//! The data path: HTTP/2 (h2c), upstream pooling, streaming with flat memory,
 //! upgrades, timeouts, limits, and upstream failures, over real sockets.
 
 use crate::support::gateway::basic_yaml;

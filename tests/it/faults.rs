@@ -1,6 +1,7 @@
-//! Issue 8, the fault matrix: key sources that are down, slow, flapping, serving garbage or
-//! huge documents; upstreams that refuse, reset mid-body or stall; SIGHUP with a broken file and
-//! SIGTERM mid-request. Each test states the outcome a user sees, and that no request is lost.
+//! Riding out faults: key sources that are down, slow, flapping, serving garbage or huge
+//! documents, and an upstream that stalls while others are served. Each test states the outcome a
+//! user sees, and that no request is lost. (What each upstream failure answers is in data_path.rs;
+//! signals, including SIGHUP with a broken file, in lifecycle.rs.)
 
 use crate::hostile::{alice_claims, signed, status};
 use crate::support::gateway::basic_yaml;

@@ -1,4 +1,4 @@
-//! Issue 4, the activity feed: the UI's `loggedInUser` call earns a cookie binding its user id; the
+//! The activity feed: the UI's `loggedInUser` call earns a cookie binding its user id; the
 //! socket.io handshake must carry it with the same `userId`, or a bearer token that resolved to it.
 
 use crate::support::gateway::basic_yaml;

@@ -1,4 +1,4 @@
-//! Issue 4, forward-auth: the gateway as the authorizer of nginx, ingress-nginx, Traefik and Envoy.
+//! Forward-auth: the gateway as the authorizer of nginx, ingress-nginx, Traefik and Envoy.
 //! Each style's headers, allow with identity headers, 401, 403, path tricks in the original URI,
 //! conflicting descriptions refused, and the upstream never called. Then a real nginx running the
 //! shipped deploy/nginx/om-gateway-auth.conf in front of an upstream.

@@ -1,4 +1,4 @@
-//! Issue 8, the threat model's proofs: every row of SECURITY.md that the spine tests do not
+//! The threat model's proofs: every row of SECURITY.md that request_outcomes.rs does not
 //! already prove has its test here. Each starts real servers and plays the attacker.
 
 use crate::support::gateway::basic_yaml;

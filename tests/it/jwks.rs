@@ -1,4 +1,4 @@
-//! Issue 3, the key store: rotation, outages and hostile key endpoints, seen through the real
+//! The key store: rotation, outages and hostile key endpoints, seen through the real
 //! gateway. Every key source is a real HTTP(S) server on 127.0.0.1:0.
 
 use crate::support::keys::{fixture, jwks, raw_token, TestKey};

@@ -1,4 +1,4 @@
-//! Issue 5, the process lifecycle, with the real binary: SIGHUP reloads (a broken file keeps the
+//! The process lifecycle, with the real binary: SIGHUP reloads (a broken file keeps the
 //! old configuration), SIGTERM drains in-flight requests and exits 0, and the access log is one
 //! JSON line per request on stdout that never carries a token.
 

@@ -1,4 +1,4 @@
-//! Issue 4, route policies: no encoding trick dodges a rule, what reaches the upstream is the
+//! Route policies: no encoding trick dodges a rule, what reaches the upstream is the
 //! path the rules read, 403s name the rule, every decision is counted, and the OpenMetadata
 //! preset loads and decides as its comments promise.
 

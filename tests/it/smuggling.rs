@@ -1,4 +1,4 @@
-//! Issue 5, HTTP/1 request smuggling: ambiguous framing is refused (400) or, where RFC 9112
+//! HTTP/1 request smuggling: ambiguous framing is refused (400) or, where RFC 9112
 //! lets a server pick one reading, read one way and the connection closed, so that no second
 //! request can hide in the first one's body. Raw sockets, because no client library sends these.
 

@@ -1,4 +1,4 @@
-//! Issue 5, TLS: termination with rustls (TLS 1.2 and 1.3 only, h2 by ALPN), certificate files
+//! TLS: termination with rustls (TLS 1.2 and 1.3 only, h2 by ALPN), certificate files
 //! reloaded for new connections while open ones keep theirs, and a TLS upstream verified with a
 //! configured CA file.
 //!

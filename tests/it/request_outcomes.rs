@@ -1,4 +1,4 @@
-//! Issue 2, the spine: a request's whole life through the real gateway, for every outcome.
+//! A request's whole life through the real gateway, for every outcome.
 
 use crate::support::gateway::{basic_yaml, config_from};
 use crate::support::keys::{jwks, raw_token, TestKey};
