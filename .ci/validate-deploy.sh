@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Validates everything under deploy/ (issue 6). Run from anywhere; it works from
+# Validates everything under deploy/. Run from anywhere; it works from
 # the repository root:
 #
 #   bash .ci/validate-deploy.sh
 #
-# Needs only python3 with pip, apt (Debian) and, normally, kubectl. Whatever else it
+# Needs only cargo, python3 with pip, apt (Debian) and, normally, kubectl. Whatever else it
 # needs it installs, and when a tool cannot be had it says so and fails: it never
 # skips a check.
 #
@@ -25,8 +25,11 @@
 # CRD objects (Traefik, Gateway API, Envoy Gateway) have no schema in these
 # validators: they are parsed and checked structurally (apiVersion/kind, required
 # and allowed fields, references between objects) by the Python below.
-# The Rust test tests/it/deploy.rs cross-checks the same files against the
-# gateway's contract (environment variables, ports, probe paths, metric names).
+# Last, `cargo run -p xtask -- validate-deploy` (xtask/src/deploy.rs) cross-checks
+# the same files against the gateway's own contract (om_gateway::contract: its
+# environment variables, metrics and labels, identity headers, default ports and
+# forward-auth path; plus probe paths and config keys); its own tests, run here
+# too, prove it names each of a set of deliberate breaks.
 set -euo pipefail
 
 START_SECONDS=$SECONDS
@@ -754,6 +757,15 @@ echo '[]' > "$WORK/prometheus/targets.json"   # the file_sd stand-in for kuberne
 
 step "Grafana dashboard"
 "${CHECKS[@]}" grafana deploy/grafana/om-gateway-dashboard.json || die "dashboard structure"
+
+# ------------------------------------------------ the gateway's own contract
+step "deploy/ against the gateway's contract (xtask validate-deploy)"
+command -v cargo >/dev/null 2>&1 || die "cargo is needed to build xtask (the gateway's contract check)"
+cargo clippy -q -p xtask --all-targets -- -D warnings || die "clippy found problems in xtask"
+cargo test -q -p xtask >"$WORK/xtask-test.log" 2>&1 \
+  || { cat "$WORK/xtask-test.log" >&2; die "xtask's own tests failed (its checks must name each deliberate break)"; }
+echo "    ok: xtask's tests ($(grep -o '[0-9]* passed' "$WORK/xtask-test.log" | head -n1))"
+cargo run -q -p xtask -- validate-deploy || die "deploy/ disagrees with the gateway (see above)"
 
 echo
 echo "validate-deploy: all checks passed in $((SECONDS - START_SECONDS))s"

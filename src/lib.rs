@@ -8,6 +8,7 @@ pub mod admin;
 pub mod causes;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod judge;
 pub mod jwks;

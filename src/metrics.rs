@@ -170,3 +170,67 @@ pub fn method_label(method: &http::Method) -> &'static str {
         _ => "OTHER",
     }
 }
+
+/// One exported metric as a dashboard, an alert rule or a deployment check may rely on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricDescriptor {
+    pub name: String,
+    pub kind: MetricKind,
+    /// The label names a series carries (not counting the `le` of histogram buckets).
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Metrics {
+    /// Every metric this struct exports. The destructuring names every field, so a metric added
+    /// to the struct and not listed here does not compile.
+    pub fn descriptors(&self) -> Vec<MetricDescriptor> {
+        use prometheus::core::Collector;
+        let Metrics {
+            registry: _,
+            requests_total,
+            request_duration_seconds,
+            upstream_duration_seconds,
+            auth_decisions_total,
+            jwks_fetch_total,
+            jwks_keys,
+            jwks_last_success_timestamp_seconds,
+            jwks_keys_dropped_total,
+            token_cache_requests_total,
+            inflight_requests,
+            build_info,
+            config_reloads_total,
+            config_last_reload_success,
+        } = self;
+        let all: [(&dyn Collector, MetricKind); 13] = [
+            (requests_total, MetricKind::Counter),
+            (request_duration_seconds, MetricKind::Histogram),
+            (upstream_duration_seconds, MetricKind::Histogram),
+            (auth_decisions_total, MetricKind::Counter),
+            (jwks_fetch_total, MetricKind::Counter),
+            (jwks_keys, MetricKind::Gauge),
+            (jwks_last_success_timestamp_seconds, MetricKind::Gauge),
+            (jwks_keys_dropped_total, MetricKind::Counter),
+            (token_cache_requests_total, MetricKind::Counter),
+            (inflight_requests, MetricKind::Gauge),
+            (build_info, MetricKind::Gauge),
+            (config_reloads_total, MetricKind::Counter),
+            (config_last_reload_success, MetricKind::Gauge),
+        ];
+        all.iter()
+            .flat_map(|(collector, kind)| {
+                collector.desc().into_iter().map(|desc| MetricDescriptor {
+                    name: desc.fq_name.clone(),
+                    kind: *kind,
+                    labels: desc.variable_labels.clone(),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,4 +1,4 @@
-//! Issue 3, `om-gateway doctor`: the real binary against real key endpoints and upstream, and
+//! `om-gateway doctor`: the real binary against real key endpoints and upstream, and
 //! the lint rules it applies as pure functions.
 
 use crate::support::keys::{fixture, jwks, TestKey};

@@ -1,9 +1,9 @@
-//! Issue 4, the activity feed: the UI's `loggedInUser` call earns a cookie binding its user id; the
+//! The activity feed: the UI's `loggedInUser` call earns a cookie binding its user id; the
 //! socket.io handshake must carry it with the same `userId`, or a bearer token that resolved to it.
 
 use crate::support::gateway::basic_yaml;
 use crate::support::keys::{jwks, TestKey};
-use crate::support::raw::raw_request;
+use crate::support::raw::{raw_request, RawResponse};
 use crate::support::{JwksServer, TestGateway};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -89,26 +89,39 @@ fn handshake(user_id: &str) -> String {
     format!("/api/v1/push/feed/?EIO=4&transport=polling&userId={user_id}")
 }
 
-#[tokio::test]
-async fn the_ui_flow_gets_a_feed_cookie_and_only_its_own_user_id_passes() {
-    let setup = setup().await;
-    let bearer = format!("Bearer {}", setup.key.tokens().personal());
-    let proxy = setup.gateway.proxy();
+fn bearer(setup: &Setup) -> String {
+    format!("Bearer {}", setup.key.tokens().personal())
+}
 
-    // 1. The UI's loggedInUser call, through the gateway, with gzip offered.
+/// The UI's `loggedInUser` call through the gateway (gzip offered, as browsers do); returns the
+/// answer and the cookie pair (`omgw_feed=...`) it set.
+async fn logged_in(setup: &Setup, bearer: &str) -> (RawResponse, String) {
     let me = raw_request(
-        proxy,
+        setup.gateway.proxy(),
         "GET",
         "/api/v1/users/loggedInUser?fields=profile,roles",
-        &[("Authorization", &bearer), ("Accept-Encoding", "gzip")],
+        &[("Authorization", bearer), ("Accept-Encoding", "gzip")],
     )
     .await;
     assert_eq!(me.status, 200, "{}", me.body);
+    let set_cookie = me.header("set-cookie").expect("a feed cookie is set");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    (me, cookie)
+}
+
+fn seen_count(setup: &Setup) -> usize {
+    setup.seen.lock().unwrap().len()
+}
+
+#[tokio::test]
+async fn the_logged_in_user_answer_passes_whole_and_sets_a_cookie_bound_to_its_user_id() {
+    let setup = setup().await;
+    let (me, _) = logged_in(&setup, &bearer(&setup)).await;
     let document: serde_json::Value =
         serde_json::from_str(&me.body).expect("body passed through whole");
     assert_eq!(document["id"], ALICE_ID);
     assert_eq!(document["description"].as_str().unwrap().len(), 20_000);
-    let set_cookie = me.header("set-cookie").expect("a feed cookie is set");
+    let set_cookie = me.header("set-cookie").unwrap();
     assert!(
         set_cookie.starts_with(&format!("omgw_feed={ALICE_ID}.")),
         "{set_cookie}"
@@ -120,7 +133,9 @@ async fn the_ui_flow_gets_a_feed_cookie_and_only_its_own_user_id_passes() {
         "Max-Age=",
     ] {
         assert!(
-            set_cookie.contains(attribute),
+            set_cookie
+                .split(';')
+                .any(|part| part.trim().starts_with(attribute)),
             "{set_cookie} lacks {attribute}"
         );
     }
@@ -129,13 +144,15 @@ async fn the_ui_flow_gets_a_feed_cookie_and_only_its_own_user_id_passes() {
         upstream_headers.get("accept-encoding").is_none(),
         "loggedInUser is asked for unencoded, so the gateway can read it"
     );
-    let cookie = set_cookie.split(';').next().unwrap().to_string();
+}
 
-    // 2. The socket.io handshake with the cookie and alice's own id reaches the server, with
-    //    spoofed socket-filter headers removed.
-    let before = setup.seen.lock().unwrap().len();
+#[tokio::test]
+async fn the_cookie_and_its_own_user_id_open_the_feed_without_socket_filter_headers() {
+    let setup = setup().await;
+    let (_, cookie) = logged_in(&setup, &bearer(&setup)).await;
+    let before = seen_count(&setup);
     let feed = raw_request(
-        proxy,
+        setup.gateway.proxy(),
         "GET",
         &handshake(ALICE_ID),
         &[
@@ -158,92 +175,154 @@ async fn the_ui_flow_gets_a_feed_cookie_and_only_its_own_user_id_passes() {
             "{spoofable} must be stripped"
         );
     }
-
-    // 3. Everything else is refused before the server sees it.
-    // (target, headers, status, part of the message)
-    type Case<'a> = (String, Vec<(&'a str, String)>, u16, &'a str);
-    let cases: Vec<Case> = vec![
-        (
-            handshake(BOB_ID),
-            vec![("Cookie", cookie.clone())],
-            403,
-            "Socket user does not match token",
-        ),
-        (handshake(ALICE_ID), vec![], 401, "needs the session cookie"),
-        (
-            handshake(ALICE_ID),
-            vec![("UserId", ALICE_ID.into())],
-            401,
-            "needs the session cookie",
-        ),
-        (
-            handshake(BOB_ID),
-            vec![("Cookie", cookie.replace(ALICE_ID, BOB_ID))],
-            401,
-            "invalid or has expired",
-        ),
-        (
-            format!("/api/v1/push/feed/?EIO=4&userId={ALICE_ID}&userId={BOB_ID}"),
-            vec![("Cookie", cookie.clone())],
-            400,
-            "exactly one userId",
-        ),
-        (
-            "/api/v1/push/feed/?EIO=4&transport=polling".into(),
-            vec![("Cookie", cookie.clone())],
-            400,
-            "exactly one userId",
-        ),
-        // A bearer token is judged by the id its own loggedInUser call resolved to.
-        (
-            handshake(BOB_ID),
-            vec![("Authorization", bearer.clone())],
-            403,
-            "Socket user does not match token",
-        ),
-    ];
-    let before = setup.seen.lock().unwrap().len();
-    for (target, headers, status, message) in &cases {
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let response = raw_request(proxy, "GET", target, &headers).await;
-        assert_eq!(
-            response.status, *status,
-            "{target} {headers:?}: {}",
-            response.body
-        );
-        assert!(
-            response.body.contains(message),
-            "{target}: {}",
-            response.body
-        );
-    }
+    let metrics = setup.gateway.metrics().await;
     assert_eq!(
-        setup.seen.lock().unwrap().len(),
-        before,
-        "refused feed requests never reach the server"
+        metrics.value(
+            "om_gateway_auth_decisions_total",
+            &[("reason", "feed_cookie"), ("result", "allow")]
+        ),
+        Some(1.0)
     );
+}
 
-    // 4. A bearer client whose loggedInUser resolved to alice's id may open alice's feed.
-    let bearer_feed = raw_request(
-        proxy,
+#[tokio::test]
+async fn a_bearer_token_opens_the_feed_of_the_user_its_logged_in_user_call_resolved_to() {
+    let setup = setup().await;
+    let bearer = bearer(&setup);
+    logged_in(&setup, &bearer).await;
+    let feed = raw_request(
+        setup.gateway.proxy(),
         "GET",
         &handshake(ALICE_ID),
         &[("Authorization", &bearer)],
     )
     .await;
-    assert_eq!(bearer_feed.status, 200, "{}", bearer_feed.body);
+    assert_eq!(feed.status, 200, "{}", feed.body);
+    assert!(feed.body.starts_with("0{\"sid\""), "{}", feed.body);
+}
 
+const NO_CREDENTIAL: &str = "Not Authorized! The activity feed needs the session cookie set by GET /api/v1/users/loggedInUser, or a bearer token";
+const BAD_COOKIE: &str = "Not Authorized! The activity feed cookie is invalid or has expired";
+const ONE_USER_ID: &str = "Bad request: feed requests need exactly one userId query parameter";
+const MISMATCH: &str = "Socket user does not match token";
+
+/// Every feed handshake the gateway must refuse, by name; each one runs, then the test fails
+/// naming every case that went wrong. None reaches the server, and each is counted by reason.
+#[tokio::test]
+async fn feed_handshakes_without_a_matching_credential_are_refused_before_the_server() {
+    let setup = setup().await;
+    let bearer = bearer(&setup);
+    let (_, cookie) = logged_in(&setup, &bearer).await;
+    // (name, target, headers, status, exact message, decision reason)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Vec<(&'a str, String)>,
+        u16,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "the cookie with another user's id",
+            handshake(BOB_ID),
+            vec![("Cookie", cookie.clone())],
+            403,
+            MISMATCH,
+            "feed_user_mismatch",
+        ),
+        (
+            "no credential at all",
+            handshake(ALICE_ID),
+            vec![],
+            401,
+            NO_CREDENTIAL,
+            "feed_no_credential",
+        ),
+        (
+            "a client's own UserId header is no credential",
+            handshake(ALICE_ID),
+            vec![("UserId", ALICE_ID.into())],
+            401,
+            NO_CREDENTIAL,
+            "feed_no_credential",
+        ),
+        (
+            "a cookie edited to another user's id",
+            handshake(BOB_ID),
+            vec![("Cookie", cookie.replace(ALICE_ID, BOB_ID))],
+            401,
+            BAD_COOKIE,
+            "feed_bad_cookie",
+        ),
+        (
+            "two userId parameters",
+            format!("/api/v1/push/feed/?EIO=4&userId={ALICE_ID}&userId={BOB_ID}"),
+            vec![("Cookie", cookie.clone())],
+            400,
+            ONE_USER_ID,
+            "feed_user_id",
+        ),
+        (
+            "no userId parameter",
+            "/api/v1/push/feed/?EIO=4&transport=polling".into(),
+            vec![("Cookie", cookie.clone())],
+            400,
+            ONE_USER_ID,
+            "feed_user_id",
+        ),
+        (
+            "a bearer token asking for another user's feed",
+            handshake(BOB_ID),
+            vec![("Authorization", bearer.clone())],
+            403,
+            MISMATCH,
+            "feed_user_mismatch",
+        ),
+    ];
+    let before = seen_count(&setup);
+    let mut failures = Vec::new();
+    for (name, target, headers, status, message, _) in &cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let response = raw_request(setup.gateway.proxy(), "GET", target, &headers).await;
+        let body: Option<serde_json::Value> = serde_json::from_str(&response.body).ok();
+        let want = serde_json::json!({"code": status, "message": message});
+        if response.status != *status || body.as_ref() != Some(&want) {
+            failures.push(format!(
+                "{name} ({target}): got {} {}, want {status} {want}",
+                response.status, response.body
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} refusals went wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        seen_count(&setup),
+        before,
+        "refused feed requests never reach the server"
+    );
     let metrics = setup.gateway.metrics().await;
-    for (result, reason) in [
-        ("allow", "feed_cookie"),
-        ("deny", "feed_user_mismatch"),
-        ("deny", "feed_no_credential"),
-        ("deny", "feed_bad_cookie"),
-        ("deny", "feed_user_id"),
+    for reason in [
+        "feed_user_mismatch",
+        "feed_no_credential",
+        "feed_bad_cookie",
+        "feed_user_id",
     ] {
-        let line =
-            format!("om_gateway_auth_decisions_total{{reason=\"{reason}\",result=\"{result}\"}}");
-        assert!(metrics.contains(&line), "missing {line}");
+        let want = cases.iter().filter(|case| case.5 == reason).count() as f64;
+        assert_eq!(
+            metrics.value(
+                "om_gateway_auth_decisions_total",
+                &[("reason", reason), ("result", "deny")]
+            ),
+            Some(want),
+            "{reason}:\n{}",
+            metrics.family("om_gateway_auth_decisions_total")
+        );
     }
 }
 

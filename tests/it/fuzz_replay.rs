@@ -1,4 +1,4 @@
-//! Issue 8: every committed fuzz seed and every crash the fuzzer ever found, replayed through the
+//! Every committed fuzz seed and every crash the fuzzer ever found, replayed through the
 //! same target code `.ci/fuzz.sh` fuzzes. A crash file in `fuzz/regressions/<target>/` is a
 //! regression test from the moment it is committed.
 

@@ -1,4 +1,4 @@
-//! Issue 4, `om-gateway inspect`, through the real binary: exit 0 on allow with everything that
+//! `om-gateway inspect`, through the real binary: exit 0 on allow with everything that
 //! explains it, 1 on deny with the exact 401/403 reason, 2 on bad arguments; the token from the
 //! argument or standard input, and never echoed.
 

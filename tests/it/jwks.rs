@@ -1,4 +1,4 @@
-//! Issue 3, the key store: rotation, outages and hostile key endpoints, seen through the real
+//! The key store: rotation, outages and hostile key endpoints, seen through the real
 //! gateway. Every key source is a real HTTP(S) server on 127.0.0.1:0.
 
 use crate::support::keys::{fixture, jwks, raw_token, TestKey};
@@ -73,21 +73,6 @@ async fn source(http: &reqwest::Client, gateway: &TestGateway, url: &str) -> Val
         .find(|s| s["url"] == url)
         .cloned()
         .unwrap_or_else(|| panic!("no source {url} in {keys}"))
-}
-
-/// One sample from Prometheus text: the series `name` whose labels include all of `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric_name, rest) = series.split_once('{').unwrap_or((series, ""));
-            let matches = metric_name == name
-                && labels
-                    .iter()
-                    .all(|(label, value)| rest.contains(&format!("{label}=\"{value}\"")));
-            matches.then(|| value.parse().ok()).flatten()
-        })
 }
 
 /// Poll `check` every 20 ms until it holds, failing the test after `limit`.
@@ -221,30 +206,29 @@ async fn per_source_state_shows_in_readyz_keys_and_metrics() {
     let metrics = gateway.metrics().await;
     let (good_url, broken_url) = (good.url(), broken.url());
     assert!(
-        metric(
-            &metrics,
+        metrics.value(
             "om_gateway_jwks_fetch_total",
             &[("url", &good_url), ("result", "ok")]
         ) >= Some(1.0),
-        "{metrics}"
+        "{}",
+        metrics.family("om_gateway_jwks_fetch_total")
     );
     assert!(
-        metric(
-            &metrics,
+        metrics.value(
             "om_gateway_jwks_fetch_total",
             &[("url", &broken_url), ("result", "http_error")]
         ) >= Some(1.0)
     );
     assert_eq!(
-        metric(&metrics, "om_gateway_jwks_keys", &[("url", &good_url)]),
+        metrics.value("om_gateway_jwks_keys", &[("url", &good_url)]),
         Some(1.0)
     );
-    let stamp = metric(
-        &metrics,
-        "om_gateway_jwks_last_success_timestamp_seconds",
-        &[("url", &good_url)],
-    )
-    .unwrap();
+    let stamp = metrics
+        .value(
+            "om_gateway_jwks_last_success_timestamp_seconds",
+            &[("url", &good_url)],
+        )
+        .unwrap();
     assert!((stamp as u64).abs_diff(now) < 60);
 }
 
@@ -276,8 +260,7 @@ async fn a_short_max_age_brings_the_next_fetch_forward_and_304_keeps_the_keys() 
         Duration::from_secs(5),
         async || {
             let metrics = gateway.metrics().await;
-            metric(
-                &metrics,
+            metrics.value(
                 "om_gateway_jwks_fetch_total",
                 &[("url", &url), ("result", "not_modified")],
             ) >= Some(1.0)
@@ -530,17 +513,12 @@ async fn hostile_sources_fail_alone_and_never_crash_the_refresh() {
     let metrics = gateway.metrics().await;
     for (url, result) in &hostile {
         assert!(
-            metric(
-                &metrics,
+            metrics.value(
                 "om_gateway_jwks_fetch_total",
                 &[("url", url), ("result", result)]
             ) >= Some(2.0),
             "{url} should count {result}:\n{}",
-            metrics
-                .lines()
-                .filter(|l| l.contains(url.as_str()))
-                .collect::<Vec<_>>()
-                .join("\n")
+            metrics.family("om_gateway_jwks_fetch_total")
         );
         let state = source(&http, &gateway, url).await;
         assert_eq!(state["state"], "failing", "{state}");
@@ -618,15 +596,11 @@ async fn a_failing_sources_keys_verify_for_max_stale_then_are_dropped() {
     assert!(failing_since.elapsed() < Duration::from_secs(5));
     let metrics = gateway.metrics().await;
     assert_eq!(
-        metric(
-            &metrics,
-            "om_gateway_jwks_keys_dropped_total",
-            &[("url", &url)]
-        ),
+        metrics.value("om_gateway_jwks_keys_dropped_total", &[("url", &url)]),
         Some(1.0)
     );
     assert_eq!(
-        metric(&metrics, "om_gateway_jwks_keys", &[("url", &url)]),
+        metrics.value("om_gateway_jwks_keys", &[("url", &url)]),
         Some(0.0)
     );
     // Tokens verified earlier leave the cache with their key.
@@ -665,13 +639,19 @@ async fn a_key_removed_at_its_source_stops_verifying_even_for_cached_tokens() {
     assert_eq!(status(&http, &gateway, &token_a).await, 200);
     assert_eq!(status(&http, &gateway, &token_a).await, 200);
     let metrics = gateway.metrics().await;
-    assert!(
-        metric(
-            &metrics,
-            "om_gateway_token_cache_requests_total",
-            &[("result", "hit")]
-        ) >= Some(1.0),
-        "the second request was answered from the cache"
+    assert_eq!(
+        (
+            metrics.value(
+                "om_gateway_token_cache_requests_total",
+                &[("result", "miss")]
+            ),
+            metrics.value(
+                "om_gateway_token_cache_requests_total",
+                &[("result", "hit")]
+            )
+        ),
+        (Some(1.0), Some(1.0)),
+        "the first request verified the token, the second was answered from the cache"
     );
 
     server.set_body(jwks(&[key_b.jwk()]));

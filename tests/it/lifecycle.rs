@@ -1,4 +1,4 @@
-//! Issue 5, the process lifecycle, with the real binary: SIGHUP reloads (a broken file keeps the
+//! The process lifecycle, with the real binary: SIGHUP reloads (a broken file keeps the
 //! old configuration), SIGTERM drains in-flight requests and exits 0, and the access log is one
 //! JSON line per request on stdout that never carries a token.
 
@@ -134,15 +134,18 @@ impl Process {
         self.output.lock().unwrap().clone()
     }
 
-    async fn metrics(&self) -> String {
-        client()
-            .get(self.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+    async fn metrics(&self) -> crate::support::prometheus::Exposition {
+        crate::support::prometheus::scrape(&self.admin_url("/metrics")).await
+    }
+
+    /// The reload counters and gauge: (ok, error, last reload succeeded).
+    async fn reloads(&self) -> (f64, f64, f64) {
+        let metrics = self.metrics().await;
+        (
+            metrics.counter("om_gateway_config_reloads_total", &[("result", "ok")]),
+            metrics.counter("om_gateway_config_reloads_total", &[("result", "error")]),
+            metrics.get("om_gateway_config_last_reload_success", &[]),
+        )
     }
 }
 
@@ -192,6 +195,9 @@ where
     }
 }
 
+/// One SIGHUP test for the whole reload story. The broken file comes after a good reload that
+/// denies everything, so "keeps the previous configuration" is told apart from "fell back to the
+/// defaults" (which would allow again).
 #[tokio::test]
 async fn sighup_reloads_the_config_and_a_broken_file_keeps_the_old_one() {
     let key = TestKey::rsa_a();
@@ -201,7 +207,9 @@ async fn sighup_reloads_the_config_and_a_broken_file_keeps_the_old_one() {
     let token = key.tokens().personal();
     let url = process.url("/api/v1/tables");
     assert_eq!(status_of(&url, &token).await, 200);
+    assert_eq!(process.reloads().await, (0.0, 0.0, 1.0));
 
+    // A good file applies.
     process.rewrite(&config_body(
         &upstream,
         &jwks_server,
@@ -212,25 +220,40 @@ async fn sighup_reloads_the_config_and_a_broken_file_keeps_the_old_one() {
         status_of(&url, &token).await == 403
     })
     .await;
+    assert_eq!(process.reloads().await, (1.0, 0.0, 1.0));
 
-    std::fs::write(&process.config_path, "server: [ this is not\n").unwrap();
+    // A broken file is refused, said so in the log and the metrics, and the deny-all stays.
+    std::fs::write(&process.config_path, "server: [ this is not\n  valid: yaml").unwrap();
     process.signal("HUP");
     eventually(
         Duration::from_secs(5),
         "the failed reload being counted",
-        || async {
-            process
-                .metrics()
-                .await
-                .contains("om_gateway_config_reloads_total{result=\"error\"} 1")
-        },
+        || async { process.reloads().await.1 >= 1.0 },
     )
     .await;
+    assert_eq!(process.reloads().await, (1.0, 1.0, 0.0));
+    assert!(
+        process
+            .output()
+            .iter()
+            .any(|line| line.contains("reload failed; keeping the previous configuration")),
+        "{:?}",
+        process.output()
+    );
     assert_eq!(
         status_of(&url, &token).await,
         403,
         "the previous config stays"
     );
+
+    // And the next good file still applies.
+    process.rewrite(&config_body(&upstream, &jwks_server, ""));
+    process.signal("HUP");
+    eventually(Duration::from_secs(5), "the second reload", || async {
+        status_of(&url, &token).await == 200
+    })
+    .await;
+    assert_eq!(process.reloads().await, (2.0, 1.0, 1.0));
 }
 
 #[tokio::test]

@@ -1,11 +1,10 @@
-//! Integration tests: one binary, one module per area. Every test starts real servers on
+//! Integration tests: one binary, one module per behaviour. Every test starts real servers on
 //! 127.0.0.1 port 0 (key sources, upstreams, the gateway itself) and talks HTTP to them.
 
 mod support;
 
 mod bypass;
 mod data_path;
-mod deploy;
 mod doctor;
 mod faults;
 mod feed;
@@ -18,7 +17,7 @@ mod lifecycle;
 mod one_judge;
 mod policy;
 mod properties;
+mod request_outcomes;
 mod smuggling;
-mod spine;
 mod startup_settings;
 mod tls;

@@ -1,4 +1,4 @@
-//! Issue 8, property tests: no re-encoding of a path dodges a rule, normalisation is canonical
+//! Property tests: no re-encoding of a path dodges a rule, normalisation is canonical
 //! and idempotent, identity headers never survive in any casing, and claim checks never panic nor
 //! accept an expired token, whatever JSON the token carries. Issue 13: forward-auth's
 //! `X-Original-URL` parser never ends the authority where a WHATWG parser does not.

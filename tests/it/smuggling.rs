@@ -1,4 +1,4 @@
-//! Issue 5, HTTP/1 request smuggling: ambiguous framing is refused (400) or, where RFC 9112
+//! HTTP/1 request smuggling: ambiguous framing is refused (400) or, where RFC 9112
 //! lets a server pick one reading, read one way and the connection closed, so that no second
 //! request can hide in the first one's body. Raw sockets, because no client library sends these.
 
@@ -60,6 +60,16 @@ const REFUSED: &[(&str, &str, bool)] = &[
     (
         "misspelt Transfer-Encoding",
         "Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        false,
+    ),
+    (
+        "Transfer-Encoding twice, chunked then identity",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        false,
+    ),
+    (
+        "whitespace before the colon of Transfer-Encoding",
+        "Transfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         false,
     ),
     (

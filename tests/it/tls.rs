@@ -1,4 +1,4 @@
-//! Issue 5, TLS: termination with rustls (TLS 1.2 and 1.3 only, h2 by ALPN), certificate files
+//! TLS: termination with rustls (TLS 1.2 and 1.3 only, h2 by ALPN), certificate files
 //! reloaded for new connections while open ones keep theirs, and a TLS upstream verified with a
 //! configured CA file.
 //!
@@ -144,20 +144,74 @@ async fn tls_1_2_and_1_3_are_served_and_alpn_picks_the_http_version() {
     );
 }
 
-/// A TLS 1.1 ClientHello (legacy_version 0x0302, no supported_versions extension), written by
-/// hand since no rustls client can speak TLS 1.1.
-fn tls11_client_hello() -> Vec<u8> {
-    let mut body = vec![0x03, 0x02];
+/// A ClientHello written by hand (no rustls client can speak TLS 1.1) with `legacy_version`
+/// and no supported_versions extension: 0x0302 is a TLS 1.1 hello, 0x0303 the same hello as
+/// TLS 1.2. It offers a suite, groups and signature schemes the gateway accepts for TLS 1.2, so
+/// the version is the only reason to refuse it.
+fn client_hello(legacy_version: [u8; 2]) -> Vec<u8> {
+    let mut body = legacy_version.to_vec();
     body.extend_from_slice(&[0x42; 32]); // random
     body.push(0); // session id
-    body.extend_from_slice(&[0x00, 0x04, 0xc0, 0x13, 0x00, 0x2f]); // two CBC suites
+                  // ECDHE-RSA-AES128-GCM-SHA256, ECDHE-RSA-AES256-GCM-SHA384, and two CBC suites.
+    body.extend_from_slice(&[0x00, 0x08, 0xc0, 0x2f, 0xc0, 0x30, 0xc0, 0x13, 0x00, 0x2f]);
     body.extend_from_slice(&[0x01, 0x00]); // null compression
+    let extensions: &[(u16, &[u8])] = &[
+        (0x000a, &[0x00, 0x04, 0x00, 0x1d, 0x00, 0x17]), // groups: x25519, secp256r1
+        (0x000b, &[0x01, 0x00]),                         // EC point formats: uncompressed
+        (0x000d, &[0x00, 0x06, 0x08, 0x04, 0x04, 0x01, 0x04, 0x03]), // signature schemes
+    ];
+    let mut encoded = Vec::new();
+    for (kind, data) in extensions {
+        encoded.extend_from_slice(&kind.to_be_bytes());
+        encoded.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        encoded.extend_from_slice(data);
+    }
+    body.extend_from_slice(&(encoded.len() as u16).to_be_bytes());
+    body.extend_from_slice(&encoded);
     let mut handshake = vec![0x01, 0x00];
     handshake.extend_from_slice(&(body.len() as u16).to_be_bytes());
     handshake.extend_from_slice(&body);
     let mut record = vec![0x16, 0x03, 0x01];
     record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
     record.extend_from_slice(&handshake);
+    record
+}
+
+/// Send a hello on a fresh connection; return the bytes the server wrote until it closed, or
+/// `None` if the connection was still open after 5 s (the gateway's own handshake deadline,
+/// `server.headerReadTimeout`, is 10 s by default, so a gateway that hangs is told apart).
+async fn answer_to(gateway: &TestGateway, hello: &[u8]) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(gateway.proxy()).await.unwrap();
+    stream.write_all(hello).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(answer),
+            Ok(Ok(read)) => answer.extend_from_slice(&buffer[..read]),
+        }
+    }
+}
+
+/// Send a hello and return the first record the server answers with (5 s at most).
+async fn first_record(gateway: &TestGateway, hello: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(gateway.proxy()).await.unwrap();
+    stream.write_all(hello).await.unwrap();
+    let mut header = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut header))
+        .await
+        .expect("an answer within 5 s")
+        .expect("a record header");
+    let mut record = header.to_vec();
+    let mut rest = vec![0u8; u16::from_be_bytes([header[3], header[4]]) as usize];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut rest))
+        .await
+        .expect("the whole record within 5 s")
+        .expect("the record body");
+    record.extend_from_slice(&rest);
     record
 }
 
@@ -168,14 +222,24 @@ async fn a_tls_1_1_client_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     install_cert(dir.path(), "server-one");
     let gateway = tls_gateway(dir.path(), &upstream.url(), &keys.jwks.url()).await;
-    let mut stream = TcpStream::connect(gateway.proxy()).await.unwrap();
-    stream.write_all(&tls11_client_hello()).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    // Either an alert record (content type 21) or a bare close; never a ServerHello (22).
+
+    // Positive control: the same hello as TLS 1.2 gets a ServerHello, so the refusal below is
+    // about the version and not a hello the gateway cannot read.
+    let record = first_record(&gateway, &client_hello([0x03, 0x03])).await;
+    assert_eq!(
+        (record[0], record.get(5).copied()),
+        (0x16, Some(0x02)),
+        "a TLS 1.2 hello should get a ServerHello handshake record, got {record:02x?}"
+    );
+
+    // TLS 1.1: a fatal protocol_version alert (or at least a close), within the deadline;
+    // never a ServerHello, never a connection left hanging.
+    let answer = answer_to(&gateway, &client_hello([0x03, 0x02]))
+        .await
+        .expect("the gateway left a TLS 1.1 hello hanging instead of refusing it");
     assert!(
-        answer.is_empty() || answer[0] == 0x15,
-        "the server answered a TLS 1.1 hello with {answer:02x?}"
+        answer.is_empty() || answer == [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46],
+        "a TLS 1.1 hello should get a fatal protocol_version alert or a close, got {answer:02x?}"
     );
 }
 

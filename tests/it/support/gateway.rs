@@ -87,15 +87,9 @@ impl TestGateway {
         }
     }
 
-    pub async fn metrics(&self) -> String {
-        super::client()
-            .get(self.admin_url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
+    /// One scrape of `/metrics`, parsed: assert on series with `value`/`get`, never substrings.
+    pub async fn metrics(&self) -> super::prometheus::Exposition {
+        super::prometheus::scrape(&self.admin_url("/metrics")).await
     }
 }
 

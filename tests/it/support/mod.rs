@@ -5,12 +5,14 @@
 //! - `Upstream::start()`: an OpenMetadata stand-in that records what it received.
 //! - `TestGateway::start(yaml)`: the real gateway (`om_gateway::server::start`) on ephemeral ports.
 //! - `keys` and `tokens`: fixture keys, JWK sets in standard and OpenMetadata form, tokens.
+//! - `prometheus`: the text exposition format parsed, for exact metric assertions.
 
 #![allow(dead_code, unused_imports)]
 
 pub mod gateway;
 pub mod keys;
 pub mod nginx;
+pub mod prometheus;
 pub mod raw;
 pub mod servers;
 pub mod sockets;

@@ -20,7 +20,8 @@ pub struct JwksBehaviour {
     pub body: String,
     pub delay: Duration,
     pub headers: Vec<(String, String)>,
-    /// Close the connection without answering.
+    /// Close the connection without answering: new connections at accept, kept-alive ones at
+    /// their next request.
     pub drop_connection: bool,
 }
 
@@ -61,6 +62,11 @@ impl JwksServer {
                         async move {
                             hits.fetch_add(1, Ordering::SeqCst);
                             let current = behaviour.lock().expect("lock").clone();
+                            if current.drop_connection {
+                                // A connection kept alive from an earlier fetch: a service
+                                // error makes hyper close it without an answer.
+                                return Err(std::io::Error::other("dropping the connection"));
+                            }
                             tokio::time::sleep(current.delay).await;
                             let mut response =
                                 Response::new(Full::new(Bytes::from(current.body.clone())));
@@ -85,7 +91,7 @@ impl JwksServer {
                                     *response.body_mut() = Full::new(Bytes::new());
                                 }
                             }
-                            Ok::<_, Infallible>(response)
+                            Ok::<_, std::io::Error>(response)
                         }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

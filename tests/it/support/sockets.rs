@@ -126,6 +126,15 @@ pub struct ScriptedUpstream {
 
 impl ScriptedUpstream {
     pub async fn start(script: &'static [u8]) -> ScriptedUpstream {
+        ScriptedUpstream::spawn(script, false).await
+    }
+
+    /// Like `start`, but the connection ends with a reset (RST, zero linger) instead of a close.
+    pub async fn start_then_reset(script: &'static [u8]) -> ScriptedUpstream {
+        ScriptedUpstream::spawn(script, true).await
+    }
+
+    async fn spawn(script: &'static [u8], reset: bool) -> ScriptedUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let connections = Arc::new(AtomicUsize::new(0));
@@ -136,7 +145,12 @@ impl ScriptedUpstream {
                 tokio::spawn(async move {
                     let _ = read_head(&mut stream, Duration::from_secs(5)).await;
                     let _ = stream.write_all(script).await;
-                    // Dropping the socket closes it: the response stops here.
+                    if reset {
+                        let _ = stream.flush().await;
+                        #[allow(deprecated)]
+                        let _ = stream.set_linger(Some(Duration::ZERO));
+                    }
+                    // Dropping the socket closes (or resets) it: the response stops here.
                 });
             }
         });

@@ -1,13 +1,15 @@
 //! Cross-checks the deployment files under `deploy/` against om-gateway's contract:
-//! environment variable names, listen ports, probe paths, forward-auth URLs, the
-//! Dockerfile's HEALTHCHECK, and the metric names used by the Grafana dashboard and
-//! the Prometheus rules. `.ci/validate-deploy.sh` validates the same files against
-//! Kubernetes schemas, hadolint, compose and promtool; this test checks that they
-//! agree with the gateway itself.
+//! environment variable names, listen ports, probe paths, forward-auth URLs, identity headers,
+//! the Dockerfile's HEALTHCHECK, and the metric names (and labels) used by the Grafana dashboard
+//! and the Prometheus rules. `.ci/validate-deploy.sh` validates the same files against Kubernetes
+//! schemas, hadolint, compose and promtool, and runs this to check that they agree with the
+//! gateway itself.
 //!
-//! `check_deploy_tree` is a pure function of the files under a directory: it returns
-//! one line per problem, each naming the file. The tests run it on `deploy/` and on a
-//! deliberately broken copy of it.
+//! The contract comes from the gateway crate (`om_gateway::contract`): its variables, metrics,
+//! identity headers and defaults, so a rename in the gateway is a problem here until deploy/
+//! follows. `check_deploy_tree` is a pure function of the files under a directory and that
+//! contract: it returns one line per problem, each naming the file. The tests run it on `deploy/`
+//! and on a deliberately broken copy of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -15,22 +17,46 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use om_gateway::config::env::KNOWN_VARIABLES;
+use om_gateway::contract::{MetricDescriptor, MetricKind};
 
-/// Contract defaults (CONTRACT.md, "Configuration file").
-const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
-const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
-const DEFAULT_FORWARD_AUTH_PATH: &str = "/_gateway/auth";
+/// What the deployment files must agree with, read from the gateway.
+#[derive(Debug, Clone)]
+pub struct Contract {
+    pub listen: String,
+    pub admin_listen: String,
+    pub forward_auth_path: String,
+    pub variables: Vec<String>,
+    pub identity_headers: Vec<String>,
+    pub metrics: Vec<MetricDescriptor>,
+}
+
+impl Contract {
+    pub fn of_the_gateway() -> Result<Contract, String> {
+        let defaults =
+            om_gateway::contract::defaults().map_err(|e| format!("the gateway's defaults: {e}"))?;
+        let metrics =
+            om_gateway::contract::metrics().map_err(|e| format!("the gateway's metrics: {e}"))?;
+        Ok(Contract {
+            listen: defaults.listen.to_string(),
+            admin_listen: defaults.admin_listen.to_string(),
+            forward_auth_path: defaults.forward_auth_path,
+            variables: om_gateway::contract::environment_variables()
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
+            identity_headers: om_gateway::contract::identity_headers()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            metrics,
+        })
+    }
+}
+
+/// The admin listener's probe endpoints (CONTRACT.md, "Admin listener").
 const PROBE_PATHS: &[&str] = &["/healthz", "/readyz"];
 /// Environment variables with these prefixes are meant for the gateway.
 const ENV_PREFIXES: &[&str] = &["OM_GATEWAY_", "AUTHENTICATION_", "AUTHORIZER_"];
-const IDENTITY_HEADERS: &[&str] = &[
-    "x-auth-request-user",
-    "x-auth-request-email",
-    "x-auth-request-roles",
-    "x-auth-request-is-bot",
-    "x-auth-request-token-type",
-];
 /// Labels Prometheus itself attaches to scraped series (and our relabelling adds).
 const TARGET_LABELS: &[&str] = &[
     "instance",
@@ -40,51 +66,6 @@ const TARGET_LABELS: &[&str] = &[
     "container",
     "service",
     "endpoint",
-];
-
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
-/// The metrics of CONTRACT.md ("Admin listener"), with their labels.
-const CONTRACT_METRICS: &[(&str, Kind, &[&str])] = &[
-    (
-        "om_gateway_requests_total",
-        Kind::Counter,
-        &["route", "method", "status"],
-    ),
-    (
-        "om_gateway_request_duration_seconds",
-        Kind::Histogram,
-        &["route"],
-    ),
-    ("om_gateway_upstream_duration_seconds", Kind::Histogram, &[]),
-    (
-        "om_gateway_auth_decisions_total",
-        Kind::Counter,
-        &["result", "reason"],
-    ),
-    (
-        "om_gateway_jwks_fetch_total",
-        Kind::Counter,
-        &["url", "result"],
-    ),
-    ("om_gateway_jwks_keys", Kind::Gauge, &["url"]),
-    (
-        "om_gateway_jwks_last_success_timestamp_seconds",
-        Kind::Gauge,
-        &["url"],
-    ),
-    (
-        "om_gateway_token_cache_requests_total",
-        Kind::Counter,
-        &["result"],
-    ),
-    ("om_gateway_inflight_requests", Kind::Gauge, &[]),
-    ("om_gateway_build_info", Kind::Gauge, &["version"]),
 ];
 
 /// Keys of the gateway's configuration file (unknown keys are an error for the gateway).
@@ -188,6 +169,7 @@ struct Gateway {
 }
 
 struct Checker {
+    contract: Contract,
     problems: Vec<String>,
     docs: Vec<Doc>,
     dockerfiles: Vec<(String, String)>,
@@ -197,8 +179,9 @@ struct Checker {
 
 /// Reads every YAML and JSON file and every Dockerfile under `root` and returns the
 /// problems found, one line each, naming the file (relative to `root`).
-pub fn check_deploy_tree(root: &Path) -> Vec<String> {
+pub fn check_deploy_tree(root: &Path, contract: &Contract) -> Vec<String> {
     let mut checker = Checker {
+        contract: contract.clone(),
         problems: Vec::new(),
         docs: Vec::new(),
         dockerfiles: Vec::new(),
@@ -510,14 +493,14 @@ impl Checker {
             }
             let proxy = env
                 .get("OM_GATEWAY_LISTEN")
-                .map(String::as_str)
-                .unwrap_or(DEFAULT_LISTEN);
+                .cloned()
+                .unwrap_or_else(|| self.contract.listen.clone());
             let admin = env
                 .get("OM_GATEWAY_ADMIN_LISTEN")
-                .map(String::as_str)
-                .unwrap_or(DEFAULT_ADMIN_LISTEN);
+                .cloned()
+                .unwrap_or_else(|| self.contract.admin_listen.clone());
             for (what, addr) in [("proxy", proxy), ("admin", admin)] {
-                if let Some(p) = port_of(addr) {
+                if let Some(p) = port_of(&addr) {
                     if !exposed.contains(&p) {
                         self.problem(file, format!("the {what} port {p} is not in EXPOSE"));
                     }
@@ -540,6 +523,35 @@ impl Checker {
                     name_of(&d.value)?.to_string(),
                     d.value.get("data")?.as_object()?.clone(),
                 ))
+            })
+            .collect();
+        // A Secret's keys become variable names through envFrom too: `stringData` with its
+        // values, `data` (base64) by name only.
+        let secrets: BTreeMap<String, Map<String, Value>> = self
+            .docs
+            .iter()
+            .filter(|d| kind_of(&d.value) == Some("Secret"))
+            .filter_map(|d| {
+                let mut keys = Map::new();
+                for (k, _) in d
+                    .value
+                    .get("data")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    keys.insert(k.clone(), Value::String(String::new()));
+                }
+                for (k, v) in d
+                    .value
+                    .get("stringData")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    keys.insert(k.clone(), v.clone());
+                }
+                Some((name_of(&d.value)?.to_string(), keys))
             })
             .collect();
         for doc in &self.docs {
@@ -594,10 +606,21 @@ impl Checker {
                     .into_iter()
                     .flatten()
                 {
-                    if let Some(cm) = ef.pointer("/configMapRef/name").and_then(Value::as_str) {
-                        if let Some(data) = configmaps.get(cm) {
-                            for (k, v) in data {
-                                env.insert(k.clone(), scalar_text(v));
+                    let prefix = ef.get("prefix").and_then(Value::as_str).unwrap_or("");
+                    let sources = [
+                        ("/configMapRef/name", &configmaps),
+                        ("/secretRef/name", &secrets),
+                    ];
+                    for (pointer, objects) in sources {
+                        let Some(name) = ef.pointer(pointer).and_then(Value::as_str) else {
+                            continue;
+                        };
+                        for (k, v) in objects.get(name).into_iter().flatten() {
+                            let value = scalar_text(v);
+                            // An empty value (a base64 `data` key) names a variable; it does
+                            // not set a listen address.
+                            if !value.is_empty() || !k.ends_with("LISTEN") {
+                                env.insert(format!("{prefix}{k}"), value);
                             }
                         }
                     }
@@ -642,7 +665,9 @@ impl Checker {
     }
 
     fn check_env_name(&mut self, file: &str, what: &str, name: &str) {
-        if ENV_PREFIXES.iter().any(|p| name.starts_with(p)) && !KNOWN_VARIABLES.contains(&name) {
+        if ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+            && !self.contract.variables.iter().any(|known| known == name)
+        {
             self.problem(
                 file,
                 format!("{what}: environment variable {name} is not one that om-gateway reads"),
@@ -661,13 +686,13 @@ impl Checker {
             gw,
             "OM_GATEWAY_LISTEN",
             &self.config.listen.clone(),
-            DEFAULT_LISTEN,
+            &self.contract.listen.clone(),
         );
         let admin_listen = self.effective(
             gw,
             "OM_GATEWAY_ADMIN_LISTEN",
             &self.config.admin_listen.clone(),
-            DEFAULT_ADMIN_LISTEN,
+            &self.contract.admin_listen.clone(),
         );
         let proxy = port_of(&listen);
         let admin = port_of(&admin_listen);
@@ -1085,7 +1110,7 @@ impl Checker {
             .config
             .forward_auth_path
             .clone()
-            .unwrap_or_else(|| DEFAULT_FORWARD_AUTH_PATH.to_string());
+            .unwrap_or_else(|| self.contract.forward_auth_path.clone());
         let docs: Vec<(String, Value)> = self
             .docs
             .iter()
@@ -1298,13 +1323,14 @@ impl Checker {
     }
 
     fn check_identity_headers(&mut self, file: &str, what: &str, headers: &[String]) {
+        let known = self.contract.identity_headers.clone();
         for h in headers {
-            if !IDENTITY_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
+            if !known.contains(&h.to_ascii_lowercase()) {
                 self.problem(
                     file,
                     format!(
                         "{what}: {h} is not an identity header the gateway sets ({})",
-                        IDENTITY_HEADERS.join(", ")
+                        known.join(", ")
                     ),
                 );
             }
@@ -1427,9 +1453,15 @@ impl Checker {
             }
             let mut allowed: Vec<&str> = TARGET_LABELS.to_vec();
             let mut known = false;
-            for (name, kind, metric_labels) in CONTRACT_METRICS {
+            let metrics = self.contract.metrics.clone();
+            for MetricDescriptor {
+                name,
+                kind,
+                labels: metric_labels,
+            } in &metrics
+            {
                 if metric == *name {
-                    if *kind == Kind::Histogram {
+                    if *kind == MetricKind::Histogram {
                         self.problem(
                             file,
                             format!(
@@ -1438,7 +1470,7 @@ impl Checker {
                         );
                     }
                     known = true;
-                } else if *kind == Kind::Histogram
+                } else if *kind == MetricKind::Histogram
                     && [("_bucket", true), ("_sum", false), ("_count", false)]
                         .iter()
                         .any(|(suffix, bucket)| {
@@ -1453,13 +1485,13 @@ impl Checker {
                 } else {
                     continue;
                 }
-                allowed.extend_from_slice(metric_labels);
+                allowed.extend(metric_labels.iter().map(String::as_str));
                 break;
             }
             if !known {
                 self.problem(
                     file,
-                    format!("metric {metric} is not in the gateway's contract"),
+                    format!("metric {metric} is not one the gateway exports"),
                 );
                 continue;
             }
@@ -1972,122 +2004,179 @@ fn promql_selectors(expr: &str) -> Vec<(String, Vec<String>)> {
 
 // -------------------------------------------------------------------- tests
 
-fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+/// The repository's deploy/ directory.
+pub fn deploy_dir() -> PathBuf {
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().unwrap_or(xtask).join("deploy")
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create dir");
-    for entry in fs::read_dir(from).expect("read dir").flatten() {
-        let path = entry.path();
-        let target = to.join(entry.file_name());
-        if path.is_dir() {
-            copy_tree(&path, &target);
-        } else {
-            fs::copy(&path, &target).expect("copy file");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract() -> Contract {
+        Contract::of_the_gateway().expect("the gateway's contract")
+    }
+
+    fn copy_tree(from: &Path, to: &Path) {
+        fs::create_dir_all(to).expect("create dir");
+        for entry in fs::read_dir(from).expect("read dir").flatten() {
+            let path = entry.path();
+            let target = to.join(entry.file_name());
+            if path.is_dir() {
+                copy_tree(&path, &target);
+            } else {
+                fs::copy(&path, &target).expect("copy file");
+            }
         }
     }
-}
 
-fn break_file(root: &Path, rel: &str, from: &str, to: &str) {
-    let path = root.join(rel);
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {rel}: {e}"));
-    assert!(
-        text.contains(from),
-        "{rel} no longer contains {from:?}; update this test"
-    );
-    fs::write(&path, text.replacen(from, to, 1)).expect("write broken file");
-}
+    fn break_file(root: &Path, rel: &str, from: &str, to: &str) {
+        let path = root.join(rel);
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {rel}: {e}"));
+        assert!(
+            text.contains(from),
+            "{rel} no longer contains {from:?}; update this test"
+        );
+        fs::write(&path, text.replacen(from, to, 1)).expect("write broken file");
+    }
 
-fn assert_named(problems: &[String], file: &str, needle: &str) {
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.starts_with(file) && p.contains(needle)),
-        "expected a problem in {file} naming {needle:?}; got:\n{}",
-        problems.join("\n")
-    );
-}
+    fn assert_named(problems: &[String], file: &str, needle: &str) {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with(file) && p.contains(needle)),
+            "expected a problem in {file} naming {needle:?}; got:\n{}",
+            problems.join("\n")
+        );
+    }
 
-#[test]
-fn deploy_tree_agrees_with_the_gateway_contract() {
-    let problems = check_deploy_tree(&deploy_dir());
-    assert!(
-        problems.is_empty(),
-        "deploy/ disagrees with the gateway:\n{}",
-        problems.join("\n")
-    );
-}
+    #[test]
+    fn deploy_tree_agrees_with_the_gateway_contract() {
+        let problems = check_deploy_tree(&deploy_dir(), &contract());
+        assert!(
+            problems.is_empty(),
+            "deploy/ disagrees with the gateway:\n{}",
+            problems.join("\n")
+        );
+    }
 
-#[test]
-fn deploy_check_names_each_deliberate_break() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = tmp.path().join("deploy");
-    copy_tree(&deploy_dir(), &root);
-    assert!(
-        check_deploy_tree(&root).is_empty(),
-        "the copy should start clean"
-    );
+    #[test]
+    fn deploy_check_names_each_deliberate_break() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("deploy");
+        copy_tree(&deploy_dir(), &root);
+        assert!(
+            check_deploy_tree(&root, &contract()).is_empty(),
+            "the copy should start clean"
+        );
 
-    let ext_auth = "kubernetes/overlays/ext-auth/deployment.yaml";
-    let compose = "compose/docker-compose.yml";
-    let ingress = "kubernetes/overlays/ext-auth-ingress-nginx/ingress.yaml";
-    let alerts = "prometheus/alerts.yaml";
-    let dockerfile = "docker/Dockerfile";
-    let sidecar_service = "kubernetes/overlays/sidecar/service-patch.yaml";
+        let ext_auth = "kubernetes/overlays/ext-auth/deployment.yaml";
+        let compose = "compose/docker-compose.yml";
+        let ingress = "kubernetes/overlays/ext-auth-ingress-nginx/ingress.yaml";
+        let alerts = "prometheus/alerts.yaml";
+        let dockerfile = "docker/Dockerfile";
+        let sidecar_service = "kubernetes/overlays/sidecar/service-patch.yaml";
 
-    break_file(&root, ext_auth, "path: /readyz", "path: /status");
-    break_file(
-        &root,
-        ext_auth,
-        "name: OM_GATEWAY_LISTEN\n",
-        "name: OM_GATEWAY_LISTN\n",
-    );
-    break_file(&root, compose, "OM_GATEWAY_LISTEN: ", "OM_GATEWAY_LISTN: ");
-    break_file(
-        &root,
-        ingress,
-        ":8080/_gateway/auth",
-        ":8080/_gateway/authz",
-    );
-    break_file(
-        &root,
-        alerts,
-        "absent(om_gateway_build_info)",
-        "absent(om_gateway_buildinfo)",
-    );
-    break_file(&root, dockerfile, "\"healthcheck\"]", "\"doctor\"]");
-    break_file(
-        &root,
-        sidecar_service,
-        "targetPort: gateway",
-        "targetPort: 8585",
-    );
+        break_file(&root, ext_auth, "path: /readyz", "path: /status");
+        break_file(
+            &root,
+            ext_auth,
+            "name: OM_GATEWAY_LISTEN\n",
+            "name: OM_GATEWAY_LISTN\n",
+        );
+        break_file(&root, compose, "OM_GATEWAY_LISTEN: ", "OM_GATEWAY_LISTN: ");
+        break_file(
+            &root,
+            ingress,
+            ":8080/_gateway/auth",
+            ":8080/_gateway/authz",
+        );
+        break_file(
+            &root,
+            alerts,
+            "absent(om_gateway_build_info)",
+            "absent(om_gateway_buildinfo)",
+        );
+        break_file(&root, dockerfile, "\"healthcheck\"]", "\"doctor\"]");
+        break_file(
+            &root,
+            sidecar_service,
+            "targetPort: gateway",
+            "targetPort: 8585",
+        );
 
-    let problems = check_deploy_tree(&root);
-    assert_named(&problems, ext_auth, "/status");
-    assert_named(&problems, ext_auth, "OM_GATEWAY_LISTN");
-    assert_named(&problems, compose, "OM_GATEWAY_LISTN");
-    assert_named(&problems, ingress, "/_gateway/authz");
-    assert_named(&problems, alerts, "om_gateway_buildinfo");
-    assert_named(&problems, dockerfile, "HEALTHCHECK");
-    assert_named(&problems, sidecar_service, "8585");
-}
+        // A Secret the gateway reads through envFrom names its variables too.
+        break_file(
+            &root,
+            ext_auth,
+            "          env:\n",
+            "          envFrom:\n            - secretRef: { name: om-gateway-keys }\n          env:\n",
+        );
+        fs::write(
+            root.join("kubernetes/overlays/ext-auth/keys-secret.yaml"),
+            "apiVersion: v1\nkind: Secret\nmetadata: { name: om-gateway-keys }\n\
+             stringData:\n  AUTHENTICATION_PUBLIC_KEY_URLS: \"[http://x/jwks]\"\n",
+        )
+        .expect("write the Secret");
 
-#[test]
-fn promql_selectors_skip_functions_groupings_and_variables() {
-    let got = promql_selectors(
-        r#"histogram_quantile(0.99, sum by (le, route) (rate(om_gateway_request_duration_seconds_bucket{instance=~"$instance", route!="x,y"}[$__rate_interval])))
+        let problems = check_deploy_tree(&root, &contract());
+        assert_named(&problems, ext_auth, "AUTHENTICATION_PUBLIC_KEY_URLS");
+        assert_named(&problems, ext_auth, "/status");
+        assert_named(&problems, ext_auth, "OM_GATEWAY_LISTN");
+        assert_named(&problems, compose, "OM_GATEWAY_LISTN");
+        assert_named(&problems, ingress, "/_gateway/authz");
+        assert_named(&problems, alerts, "om_gateway_buildinfo");
+        assert_named(&problems, dockerfile, "HEALTHCHECK");
+        assert_named(&problems, sidecar_service, "8585");
+    }
+
+    /// The metrics come from the gateway, not from a list kept here: every metric it exports
+    /// (the reload counters too) may be queried with its own labels, and nothing else.
+    #[test]
+    fn every_exported_metric_and_only_those_may_be_queried() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("deploy");
+        copy_tree(&deploy_dir(), &root);
+        let rules = "prometheus/extra-rules.yaml";
+        fs::write(
+            root.join(rules),
+            "groups:\n  - name: extra\n    rules:\n\
+             \x20     - record: x:reload_errors\n        expr: sum(rate(om_gateway_config_reloads_total{result=\"error\"}[5m]))\n\
+             \x20     - record: x:bad_label\n        expr: sum(om_gateway_config_last_reload_success{route=\"a\"})\n\
+             \x20     - record: x:unknown\n        expr: om_gateway_reloads_total\n",
+        )
+        .expect("write rules");
+        let problems = check_deploy_tree(&root, &contract());
+        let in_rules: Vec<&String> = problems.iter().filter(|p| p.starts_with(rules)).collect();
+        assert_eq!(in_rules.len(), 2, "{problems:#?}");
+        assert_named(
+            &problems,
+            rules,
+            "om_gateway_config_last_reload_success has no label route",
+        );
+        assert_named(
+            &problems,
+            rules,
+            "om_gateway_reloads_total is not one the gateway exports",
+        );
+    }
+
+    #[test]
+    fn promql_selectors_skip_functions_groupings_and_variables() {
+        let got = promql_selectors(
+            r#"histogram_quantile(0.99, sum by (le, route) (rate(om_gateway_request_duration_seconds_bucket{instance=~"$instance", route!="x,y"}[$__rate_interval])))
            / on (instance) group_left sum(om_gateway_inflight_requests) > 5 and time() - om_gateway_jwks_keys offset 5m"#,
-    );
-    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "om_gateway_request_duration_seconds_bucket",
-            "om_gateway_inflight_requests",
-            "om_gateway_jwks_keys"
-        ]
-    );
-    assert_eq!(got[0].1, ["instance", "route"]);
+        );
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "om_gateway_request_duration_seconds_bucket",
+                "om_gateway_inflight_requests",
+                "om_gateway_jwks_keys"
+            ]
+        );
+        assert_eq!(got[0].1, ["instance", "route"]);
+    }
 }
