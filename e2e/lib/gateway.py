@@ -33,7 +33,9 @@ def gateway_binary() -> str:
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds.
+    A ``RuntimeError`` from the predicate (the process being waited for exited) ends the wait at
+    once; other errors are retried and the last one is reported."""
     deadline = time.monotonic() + timeout
     last_error: Optional[BaseException] = None
     while time.monotonic() < deadline:
@@ -41,6 +43,8 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
             value = predicate()
             if value:
                 return value
+        except RuntimeError:
+            raise
         except Exception as error:  # noqa: BLE001 - keep polling; report the last error
             last_error = error
         time.sleep(interval)
