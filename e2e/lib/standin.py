@@ -139,7 +139,7 @@ class OpenMetadataStandIn:
         self.received: List[Received] = []
         self.lock = threading.RLock()
         handler = type("Handler", (_Handler,), {"standin": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="standin", daemon=True)
         self.thread.start()
@@ -511,6 +511,12 @@ def _decode_claims(token: str) -> dict:
         return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError) as error:
         raise ApiError(401, "Not Authorized! Invalid token") from error
+
+
+class _Server(ThreadingHTTPServer):
+    # The gateway opens one upstream connection per concurrent request; the default listen
+    # backlog of 5 would drop SYNs under load and stall them for seconds of TCP retransmits.
+    request_queue_size = 512
 
 
 class _Handler(BaseHTTPRequestHandler):
