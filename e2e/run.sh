@@ -19,7 +19,7 @@ E2E_CACHE=${E2E_CACHE:-$HOME/.cache/om-gateway-e2e}
 PYTHON=${E2E_PYTHON:-python3}
 mkdir -p "$E2E_CACHE"
 E2E_RESULTS=$(mktemp)
-export E2E_RESULTS
+export E2E_RESULTS PYTHONDONTWRITEBYTECODE=1
 trap 'rm -f "$E2E_RESULTS"' EXIT
 
 all_parts=(sdk ingest feed ingress h2load)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 from gateway import Gateway, KeyPair, gateway_config, jwks, wait_until  # noqa: E402
-from harness import case, check, equal, main  # noqa: E402
+from harness import case, check, cleanup, equal, main  # noqa: E402
 from standin import OpenMetadataStandIn, user_id  # noqa: E402
 
 PART = "feed"
@@ -104,7 +103,7 @@ def teardown() -> None:
         if name in S:
             S[name].stop()
     if "dir" in S:
-        shutil.rmtree(S["dir"], ignore_errors=True)
+        cleanup(S["dir"], [S["gateway"].log_path] if "gateway" in S else [])
 
 
 def logged_in_user(token: str):

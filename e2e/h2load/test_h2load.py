@@ -13,7 +13,6 @@ Traffic stays on 127.0.0.1. Run by ``e2e/run.sh h2load`` (it installs nghttp2-cl
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from gateway import Gateway, KeyPair, gateway_config, jwks  # noqa: E402
-from harness import case, check, equal, main  # noqa: E402
+from harness import case, check, cleanup, equal, main  # noqa: E402
 from standin import OpenMetadataStandIn  # noqa: E402
 
 PART = "h2load"
@@ -62,7 +61,7 @@ def teardown() -> None:
         if name in S:
             S[name].stop()
     if "dir" in S:
-        shutil.rmtree(S["dir"], ignore_errors=True)
+        cleanup(S["dir"], [S[n].log_path for n in ("h2c", "tls") if n in S])
 
 
 def h2load(url: str, token: str) -> dict:

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 from gateway import REPO, Gateway, KeyPair, gateway_config, jwks, wait_until  # noqa: E402
-from harness import case, check, equal, main  # noqa: E402
+from harness import case, check, cleanup, equal, main  # noqa: E402
 from standin import OpenMetadataStandIn  # noqa: E402
 
 PART = "ingress"
@@ -159,7 +159,7 @@ def teardown() -> None:
         if name in S:
             S[name].stop()
     if "dir" in S:
-        shutil.rmtree(S["dir"], ignore_errors=True)
+        cleanup(S["dir"], [S[n].log_path for n in ("gateway", "caddy", "nginx") if n in S])
 
 
 def allowed_with_identity(ingress: str) -> None:
@@ -255,6 +255,22 @@ def caddy_public_path_needs_no_token():
     status, _, body = request(S["caddy"].address, "GET", "/api/v1/system/version")
     equal(status, 200, "status")
     check("version" in json.loads(body), f"body {body!r}")
+
+
+@case
+def caddy_public_path_carries_no_identity_upstream():
+    # A public path has no principal. Caddy's copy_headers (2.6, Debian's) turns a header the
+    # auth answer lacks into its unexpanded placeholder, `{http.reverse_proxy.header.X-...}`, so
+    # the gateway must answer all five headers, empty, as it does for a token without a claim.
+    standin = S["standin"]
+    mark = standin.mark()
+    status, _, _ = request(S["caddy"].address, "GET", "/signin", {"X-Auth-Request-User": "admin"})
+    equal(status, 200, "status")
+    seen = standin.since(mark)
+    equal(len(seen), 1, "requests upstream")
+    identity = {name: seen[0].header_all(name) for name in IDENTITY}
+    equal({name: values for name, values in identity.items() if values not in ([], [""])}, {},
+          "identity headers with a value upstream for a public path")
 
 
 @case

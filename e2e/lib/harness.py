@@ -10,12 +10,15 @@ case failed, so a part run alone also fails loudly.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 import traceback
-from typing import Callable, List, Tuple
+from pathlib import Path
+from typing import Callable, List, Sequence, Tuple
 
 _CASES: List[Tuple[str, Callable[[], None]]] = []
+_FAILED: List[str] = []
 
 
 def case(function: Callable[[], None]) -> Callable[[], None]:
@@ -34,7 +37,28 @@ def record(line: str) -> None:
 
 def fail_part(part: str, name: str, reason: str) -> None:
     """Record a failure that is not a case (setup could not start a server, say)."""
+    _FAILED.append(name)
     record(f"FAIL {part}::{name}: {reason}")
+
+
+def any_failed() -> bool:
+    return bool(_FAILED)
+
+
+def cleanup(directory: Path, logs: Sequence[Path] = ()) -> None:
+    """Remove a part's scratch directory. After a failure the tail of each log is printed
+    first; with E2E_KEEP=1 the directory stays (its path is printed)."""
+    if any_failed():
+        for log in logs:
+            try:
+                lines = log.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            print(f"--- last lines of {log.name}:", *lines[-40:], sep="\n", file=sys.stderr)
+    if os.environ.get("E2E_KEEP"):
+        print(f"kept {directory}", file=sys.stderr)
+        return
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def main(part: str, setup: Callable[[], None] = lambda: None,
@@ -58,6 +82,7 @@ def main(part: str, setup: Callable[[], None] = lambda: None,
                 function()
             except Exception as error:  # noqa: BLE001
                 failed += 1
+                _FAILED.append(name)
                 first = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 record(f"FAIL {part}::{name}: {type(error).__name__}: {first[:300]}")
                 traceback.print_exc()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from gateway import Gateway, KeyPair, gateway_config, jwks  # noqa: E402
-from harness import case, check, equal, main  # noqa: E402
+from harness import case, check, cleanup, equal, main  # noqa: E402
 from standin import OpenMetadataStandIn  # noqa: E402
 
 from metadata.__version__ import get_client_version  # noqa: E402
@@ -68,7 +67,7 @@ def teardown() -> None:
     if "standin" in S:
         S["standin"].stop()
     if "dir" in S:
-        shutil.rmtree(S["dir"], ignore_errors=True)
+        cleanup(S["dir"], [S["gateway"].log_path] if "gateway" in S else [])
 
 
 def workflow(token: str, service: str) -> Path:

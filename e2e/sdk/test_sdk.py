@@ -12,7 +12,6 @@ Run by ``e2e/run.sh sdk`` under the suite's virtualenv.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from gateway import Gateway, KeyPair, claims_of, gateway_config, jwks  # noqa: E402
-from harness import case, check, equal, main  # noqa: E402
+from harness import case, check, cleanup, equal, main  # noqa: E402
 from standin import OpenMetadataStandIn  # noqa: E402
 
 from metadata.__version__ import get_client_version  # noqa: E402
@@ -75,7 +74,7 @@ def teardown() -> None:
     if "standin" in S:
         S["standin"].stop()
     if "dir" in S:
-        shutil.rmtree(S["dir"], ignore_errors=True)
+        cleanup(S["dir"], [S["gateway"].log_path] if "gateway" in S else [])
 
 
 def seed_catalogue(standin: OpenMetadataStandIn) -> None:
