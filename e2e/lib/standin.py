@@ -210,7 +210,8 @@ class OpenMetadataStandIn:
             return copy.deepcopy(found) if found else None
 
     def put_entity(self, collection: str, body: dict, principal: str, host: str, *, create_only: bool = False) -> Tuple[int, dict]:
-        entity_type, parent = COLLECTIONS[collection]
+        if collection not in COLLECTIONS:
+            raise ApiError(404, "HTTP 404 Not Found")
         if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
             raise ApiError(400, "[name must not be null]")
         with self.lock:
@@ -255,7 +256,7 @@ class OpenMetadataStandIn:
         self.store.by_fqn[collection][existing["fullyQualifiedName"]] = updated
 
     def _fqn_and_parents(self, collection: str, body: dict, host: str) -> Tuple[str, dict]:
-        entity_type, parent = COLLECTIONS[collection]
+        _, parent = COLLECTIONS[collection]
         name = quote_name(body["name"])
         if parent is None:
             refs: dict = {}
