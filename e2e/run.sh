@@ -31,7 +31,8 @@ wants() { case " ${parts[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 note() { printf '\n--- e2e: %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
 record_fail() { echo "FAIL $1" | tee -a "$E2E_RESULTS"; }
-hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+# A key for an install: the pin files without their comments, so a reworded comment reuses it.
+hash_of() { grep -hv '^[[:space:]]*#' "$@" | sha256sum | cut -c1-16; }
 
 # --- system packages -----------------------------------------------------------------------
 need=()
