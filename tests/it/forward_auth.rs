@@ -5,9 +5,7 @@
 
 use crate::support::client;
 use crate::support::raw::raw_request;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::support::nginx::Nginx;
 
 const RULES: &str = "routes:\n  - name: bots-admin\n    match: { pathPrefix: /api/v1/bots }\n    require: { rolesAny: [ Admin ] }\n";
 
@@ -529,140 +527,10 @@ async fn every_ingress_style_allows_with_identity_and_refuses_with_401_403_and_4
 
 // === A real nginx running deploy/nginx/om-gateway-auth.conf ===
 
-/// nginx as a child process with everything in a temp dir; killed on drop.
-struct Nginx {
-    child: Child,
-    address: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_binary() -> String {
-    for candidate in [
-        "nginx",
-        "/usr/sbin/nginx",
-        "/usr/local/sbin/nginx",
-        "/usr/local/nginx/sbin/nginx",
-    ] {
-        let found = Command::new(candidate)
-            .arg("-v")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if found {
-            return candidate.to_string();
-        }
-    }
-    panic!(
-        "nginx is not installed, and this test needs a real one: install the Debian package \
-         `nginx-light` (apt-get install -y nginx-light) or `nginx`; CI (.ci/run) installs it"
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Nginx {
-    async fn start(gateway: SocketAddr, upstream: SocketAddr) -> Nginx {
-        let binary = nginx_binary();
-        let dir = tempfile::tempdir().unwrap();
-        let shipped = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/deploy/nginx/om-gateway-auth.conf"
-        ))
-        .unwrap();
-        let port = free_port();
-        let mut site = shipped.clone();
-        for (from, to) in [
-            ("server om-gateway:8080;", format!("server {gateway};")),
-            ("server openmetadata:8585;", format!("server {upstream};")),
-            ("listen 80;", format!("listen 127.0.0.1:{port};")),
-        ] {
-            assert!(
-                site.contains(from),
-                "deploy/nginx/om-gateway-auth.conf has `{from}`"
-            );
-            site = site.replace(from, &to);
-        }
-        let root = dir.path().display();
-        let config = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {root}/nginx.pid;\n\
-             error_log {root}/error.log info;\nevents {{ worker_connections 128; }}\n\
-             http {{\n  access_log {root}/access.log;\n  client_body_temp_path {root}/body;\n\
-             proxy_temp_path {root}/proxy;\n  fastcgi_temp_path {root}/fastcgi;\n\
-             uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n{site}\n}}\n"
-        );
-        let config_path = dir.path().join("nginx.conf");
-        std::fs::write(&config_path, config).unwrap();
-        let child = Command::new(&binary)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {binary}: {error}"));
-        let mut nginx = Nginx {
-            child,
-            address: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        };
-        nginx.wait_ready().await;
-        nginx
-    }
-
-    /// Poll a public path through nginx until it answers, or fail with nginx's error log.
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("nginx exited with {status}: {}", self.error_log());
-            }
-            let answered = client()
-                .get(format!("http://{}/api/v1/system/version", self.address))
-                .send()
-                .await
-                .is_ok_and(|response| response.status() == 200);
-            if answered {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nginx not ready within 10 s: {}",
-                self.error_log()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-}
-
 #[tokio::test]
 async fn real_nginx_with_the_shipped_auth_request_config() {
     let setup = setup().await;
-    let nginx = Nginx::start(setup.gateway.proxy(), setup.upstream.address).await;
+    let nginx = Nginx::shipped(setup.gateway.proxy(), setup.upstream.address).await;
     let token = setup.key.tokens().personal();
     let before = setup.upstream.received().len();
 
