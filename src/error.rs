@@ -49,6 +49,8 @@ pub enum Rejection {
     NotFound,
     #[error("shutting down")]
     Draining,
+    #[error("OpenMetadata cannot confirm the token is still valid")]
+    RevocationUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -74,7 +76,9 @@ impl Rejection {
             Rejection::Upstream(_) => StatusCode::BAD_GATEWAY,
             Rejection::Feed(error) => error.status(),
             Rejection::NotFound => StatusCode::NOT_FOUND,
-            Rejection::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Draining | Rejection::RevocationUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +126,7 @@ impl Rejection {
             }
             Rejection::NotFound => "Not found".into(),
             Rejection::Draining => "Service unavailable: the gateway is shutting down".into(),
+            Rejection::RevocationUnavailable => "Service unavailable: OpenMetadata cannot be asked whether this token is still valid".into(),
             Rejection::Internal => "Internal error".into(),
         }
     }
@@ -144,6 +149,7 @@ impl Rejection {
             Rejection::BadBody => "bad_body",
             Rejection::NotFound => "not_found",
             Rejection::Draining => "draining",
+            Rejection::RevocationUnavailable => "revocation_unavailable",
             Rejection::Internal => "internal",
         }
     }
@@ -170,6 +176,7 @@ fn auth_message(error: &AuthError, principal_domain: &str) -> String {
         // SecurityUtil.findUserNameFromClaims / findEmailFromClaims wording.
         AuthError::MappedClaimMissing(field) => format!("Not Authorized! Invalid JWT token, '{field}' claim is not present or invalid"),
         AuthError::NoPrincipalDomain => "Not Authorized! JWT claim value is not an email address and no domain is configured".into(),
+        AuthError::Revoked => "Not Authorized! Invalid token. OpenMetadata no longer accepts it (revoked, replaced by a new token, logged out, or its session ended)".into(),
         AuthError::AmbiguousClaim(_) | AuthError::Unforwardable | AuthError::CriticalHeader => {
             format!("Not Authorized! Invalid token. {}", capitalise(&error.to_string()))
         }

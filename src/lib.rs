@@ -15,6 +15,7 @@ pub mod jwks;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod revocation;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub config_reloads_total: IntCounterVec,
     pub config_last_reload_success: Gauge,
+    pub revocation_checks_total: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -127,6 +128,13 @@ impl Metrics {
                 "om_gateway_config_last_reload_success",
                 "1 when the last reload succeeded (or none happened), 0 when it failed."
             )),
+            revocation_checks_total: register!(IntCounterVec::new(
+                Opts::new(
+                    "om_gateway_revocation_checks_total",
+                    "Revocation checks asked of OpenMetadata (GET /api/v1/users/loggedInUser), by result: accepted, revoked, unavailable_open, unavailable_closed."
+                ),
+                &["result"]
+            )),
             registry,
         };
         metrics
@@ -207,8 +215,9 @@ impl Metrics {
             build_info,
             config_reloads_total,
             config_last_reload_success,
+            revocation_checks_total,
         } = self;
-        let all: [(&dyn Collector, MetricKind); 13] = [
+        let all: [(&dyn Collector, MetricKind); 14] = [
             (requests_total, MetricKind::Counter),
             (request_duration_seconds, MetricKind::Histogram),
             (upstream_duration_seconds, MetricKind::Histogram),
@@ -222,6 +231,7 @@ impl Metrics {
             (build_info, MetricKind::Gauge),
             (config_reloads_total, MetricKind::Counter),
             (config_last_reload_success, MetricKind::Gauge),
+            (revocation_checks_total, MetricKind::Counter),
         ];
         all.iter()
             .flat_map(|(collector, kind)| {

@@ -82,6 +82,13 @@ fn effective_value(config: &Config) -> Value {
             "allowedDomains": config.authorizer.allowed_domains,
             "useRolesFromProvider": config.authorizer.use_roles_from_provider,
         },
+        "revocationCheck": {
+            "enabled": config.revocation.enabled,
+            "recheckInterval": format_duration(config.revocation.recheck_interval),
+            "timeout": format_duration(config.revocation.timeout),
+            "onUnavailable": if config.revocation.fail_open { "open" } else { "closed" },
+            "maxEntries": config.revocation.max_entries,
+        },
         "openmetadata": {
             "trustServerKey": config.openmetadata.trust_server_key,
             "jwtIssuer": config.openmetadata.issuer,

@@ -86,7 +86,14 @@ pub fn inspect(args: InspectArgs) -> i32 {
                 return EXIT_FAILURE;
             }
         };
-        let judge = Judge::new(config.policy(), authenticator, feed, metrics);
+        let revocation = match crate::revocation::RevocationCheck::new(&config.revocation, &config.upstream, metrics.clone()) {
+            Ok(check) => check,
+            Err(error) => {
+                eprintln!("om-gateway inspect: {error}");
+                return EXIT_FAILURE;
+            }
+        };
+        let judge = Judge::new(config.policy(), authenticator, feed, metrics).with_revocation_check(revocation);
         let domain = config.authorizer.principal_domain.clone();
         let deny = |rejection: &Rejection| {
             let response = respond(rejection, &domain);

@@ -46,6 +46,7 @@ pub struct Config {
     pub source_file: Option<PathBuf>,
     pub openmetadata_file: Option<PathBuf>,
     pub openmetadata: OpenMetadataConfig,
+    pub revocation: crate::revocation::RevocationSettings,
 }
 
 /// OpenMetadata's own signing identity (`jwtTokenConfiguration`) and whether its key is trusted.

@@ -21,6 +21,19 @@ pub struct RawConfig {
     pub routes: Option<Vec<RawRoute>>,
     pub default_route: Option<RawDefaultRoute>,
     pub openmetadata: Option<RawOpenMetadata>,
+    pub revocation_check: Option<RawRevocationCheck>,
+}
+
+/// The opt-in check that OpenMetadata still accepts a verified token.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRevocationCheck {
+    pub enabled: Option<bool>,
+    pub recheck_interval: Option<String>,
+    pub timeout: Option<String>,
+    /// `open` (default) or `closed`.
+    pub on_unavailable: Option<String>,
+    pub max_entries: Option<u64>,
 }
 
 /// How the gateway relates to the OpenMetadata server it protects.

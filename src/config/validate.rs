@@ -294,6 +294,40 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
         source_file: None,
         openmetadata_file: None,
         openmetadata,
+        revocation: build_revocation(raw.revocation_check.unwrap_or_default(), problems),
+    }
+}
+
+fn build_revocation(
+    raw: RawRevocationCheck,
+    problems: &mut Problems,
+) -> crate::revocation::RevocationSettings {
+    let defaults = crate::revocation::RevocationSettings::default();
+    let fail_open = match raw.on_unavailable.as_deref().unwrap_or("open") {
+        "open" => true,
+        "closed" => false,
+        other => {
+            problems.add(
+                "revocationCheck.onUnavailable",
+                format!("`{other}` is not one of open, closed"),
+            );
+            true
+        }
+    };
+    crate::revocation::RevocationSettings {
+        enabled: raw.enabled.unwrap_or(false),
+        recheck_interval: problems.positive_duration(
+            "revocationCheck.recheckInterval",
+            raw.recheck_interval.as_ref(),
+            defaults.recheck_interval,
+        ),
+        timeout: problems.positive_duration(
+            "revocationCheck.timeout",
+            raw.timeout.as_ref(),
+            defaults.timeout,
+        ),
+        fail_open,
+        max_entries: raw.max_entries.unwrap_or(defaults.max_entries).max(1),
     }
 }
 

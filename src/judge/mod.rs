@@ -25,7 +25,8 @@ use crate::error::Rejection;
 use crate::metrics::Metrics;
 use crate::policy::{PathError, Policy};
 use crate::proxy::feed::{self, FeedSessions};
-use crate::verify::{bearer_token, fingerprint, Authenticator, Principal};
+use crate::revocation::{RevocationCheck, Standing};
+use crate::verify::{bearer_token, fingerprint, AuthError, Authenticator, Principal, TokenDigest};
 use std::sync::Arc;
 
 /// `X-Impersonate-User`, the server's `JwtFilter.IMPERSONATE_USER_HEADER`.
@@ -37,6 +38,8 @@ pub struct Judge {
     authenticator: Authenticator,
     /// Process-wide (reloads keep feed cookies valid).
     feed: Arc<FeedSessions>,
+    /// The opt-in check that the server still accepts a verified token.
+    revocation: Option<RevocationCheck>,
     metrics: Arc<Metrics>,
 }
 
@@ -96,8 +99,15 @@ impl Judge {
             policy,
             authenticator,
             feed,
+            revocation: None,
             metrics,
         }
+    }
+
+    /// Ask the server about every verified token (see `revocation`).
+    pub fn with_revocation_check(mut self, check: Option<RevocationCheck>) -> Judge {
+        self.revocation = check;
+        self
     }
 
     pub fn authenticator(&self) -> &Authenticator {
@@ -170,6 +180,24 @@ impl Judge {
         };
         let fingerprint = Some(authenticated.fingerprint);
         let principal = authenticated.principal;
+        // The server also refuses tokens that verify (revoked, replaced, logged out); opt-in.
+        if let Some(check) = &self.revocation {
+            if let Ok(token) = bearer_token(headers) {
+                match check.standing(token, &TokenDigest::of(token)).await {
+                    Standing::Accepted => {}
+                    Standing::Revoked => {
+                        return refuse(
+                            Rejection::Auth(AuthError::Revoked),
+                            route_name(),
+                            fingerprint,
+                        )
+                    }
+                    Standing::Unavailable => {
+                        return refuse(Rejection::RevocationUnavailable, route_name(), fingerprint)
+                    }
+                }
+            }
+        }
         // JwtFilter.filter: a non-empty X-Impersonate-User from anyone but a bot is refused.
         let impersonates = headers
             .get_all(IMPERSONATE_USER)

@@ -25,6 +25,7 @@ use crate::proxy::headers::{
 };
 use crate::proxy::websocket::WebSocketHandshake;
 use crate::proxy::{Forwarder, GatewayBody, RequestBody};
+use crate::revocation::RevocationCheck;
 use crate::verify::{Authenticator, Principal};
 use http::{HeaderMap, Request, Response};
 use http_body_util::Either;
@@ -47,6 +48,8 @@ pub struct Runtime {
 pub enum RuntimeError {
     #[error("upstream client: {0}")]
     Upstream(#[from] crate::proxy::ForwarderError),
+    #[error(transparent)]
+    Revocation(#[from] crate::revocation::CheckError),
 }
 
 impl Runtime {
@@ -62,8 +65,11 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let authenticator =
             Authenticator::new(config.verify_settings(), key_store, metrics.clone());
+        let revocation =
+            RevocationCheck::new(&config.revocation, &config.upstream, metrics.clone())?;
         Ok(Runtime {
-            judge: Judge::new(config.policy(), authenticator, feed, metrics),
+            judge: Judge::new(config.policy(), authenticator, feed, metrics)
+                .with_revocation_check(revocation),
             forwarder: Forwarder::new(&config.upstream, workers)?,
             config,
         })

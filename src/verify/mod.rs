@@ -74,6 +74,8 @@ pub enum AuthError {
     Unforwardable,
     #[error("the token's `crit` header names extensions the gateway does not understand")]
     CriticalHeader,
+    #[error("OpenMetadata no longer accepts this token (revoked, replaced, logged out or its session ended)")]
+    Revoked,
 }
 
 impl AuthError {
@@ -103,6 +105,7 @@ impl AuthError {
             AuthError::NoPrincipalDomain => "no_principal_domain",
             AuthError::Unforwardable => "unforwardable_claim",
             AuthError::CriticalHeader => "critical_header",
+            AuthError::Revoked => "revoked",
         }
     }
 }

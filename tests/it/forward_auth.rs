@@ -4,8 +4,8 @@
 //! shipped deploy/nginx/om-gateway-auth.conf in front of an upstream.
 
 use crate::support::client;
-use crate::support::raw::raw_request;
 use crate::support::nginx::Nginx;
+use crate::support::raw::raw_request;
 
 const RULES: &str = "routes:\n  - name: bots-admin\n    match: { pathPrefix: /api/v1/bots }\n    require: { rolesAny: [ Admin ] }\n";
 

@@ -18,6 +18,7 @@ mod one_judge;
 mod policy;
 mod properties;
 mod request_outcomes;
+mod revocation;
 mod smuggling;
 mod startup_settings;
 mod tls;
