@@ -46,7 +46,9 @@ pub type RemovalListener = Box<dyn Fn(&[String]) + Send + Sync>;
 struct SourceState {
     keys: Vec<Arc<VerifyingKey>>,
     etag: Option<String>,
-    last_attempt: Option<Instant>,
+    /// When the last fetch ended, whatever its outcome: the unknown-kid floor counts from here,
+    /// so requests that arrive while a fetch is in flight wait for it instead of being refused.
+    last_finished: Option<Instant>,
     last_success: Option<SystemTime>,
     last_success_at: Option<Instant>,
     next_refresh: Option<Instant>,
@@ -60,8 +62,8 @@ struct Source {
     binding: Arc<KeyBinding>,
     client: Result<reqwest::Client, String>,
     state: Mutex<SourceState>,
-    /// Held for the duration of a fetch: concurrent refetches of one source wait here, then find
-    /// the fresh result and do not fetch again.
+    /// Held for the duration of a fetch (scheduled, unknown-kid or forced): concurrent refetches
+    /// of one source wait here, then find the fresh result and do not fetch again.
     fetch_lock: tokio::sync::Mutex<()>,
 }
 
@@ -236,12 +238,18 @@ impl KeyStore {
         keys
     }
 
-    /// A token named a kid nobody knows: look again at each source that may vouch for `issuer`,
-    /// at most once per `minRefreshInterval` per source, one fetch shared by all who wait.
-    /// Returns once those fetches end (each bounded by `fetchTimeout`).
+    /// A token named a kid nobody knows: look again at each source that may vouch for `issuer`.
+    /// A fetch of that source already in flight (scheduled ones included) is waited for, not
+    /// repeated; otherwise one is started, unless the source finished a fetch less than
+    /// `minRefreshInterval` ago. Everyone who arrives meanwhile shares that one fetch. Returns
+    /// once those fetches end (each bounded by `fetchTimeout`).
+    ///
+    /// Issue 14: the floor used to count from the *start* of a fetch and was checked before
+    /// waiting, so a burst that arrived while the fetch bringing its new key was in flight got
+    /// 401 at once instead of waiting for it.
     pub async fn refetch_for_unknown_kid(self: &Arc<Self>, issuer: Option<&str>) {
         let floor = self.config.min_refresh_interval;
-        let mut joins = tokio::task::JoinSet::new();
+        let mut fetches = Vec::new();
         for source in &self.sources {
             let binding = &source.binding;
             if !binding.issuers.is_empty()
@@ -249,15 +257,24 @@ impl KeyStore {
             {
                 continue;
             }
-            if recently_attempted(&lock(&source.state), floor) {
+            // The common case of a flood of unknown kids: nothing in flight, fetched recently.
+            // No task needed; the answer is the index as it is.
+            if source.fetch_lock.try_lock().is_ok()
+                && finished_recently(&lock(&source.state), floor)
+            {
                 continue;
             }
             let store = self.clone();
             let source = source.clone();
-            joins
-                .spawn(async move { store.refresh_source(&source, FetchReason::UnknownKid).await });
+            // Spawned, not polled here: a fetch goes on (and still counts for the floor and for
+            // whoever waits behind it) if this request goes away.
+            fetches.push(tokio::spawn(async move {
+                store.refresh_source(&source, FetchReason::UnknownKid).await
+            }));
         }
-        while joins.join_next().await.is_some() {}
+        for fetch in fetches {
+            let _ = fetch.await;
+        }
     }
 
     /// Per-source state for /readyz, /keys and `doctor`.
@@ -347,13 +364,14 @@ impl KeyStore {
     }
 
     async fn refresh_source(&self, source: &Source, reason: FetchReason) {
+        // Waiting here is waiting for the fetch in flight, whoever started it.
         let _single_flight = source.fetch_lock.lock().await;
         let etag = {
-            let mut state = lock(&source.state);
+            let state = lock(&source.state);
             // Whoever held the lock before us may have fetched already: then there is nothing to do.
             let already_done = match reason {
                 FetchReason::UnknownKid => {
-                    recently_attempted(&state, self.config.min_refresh_interval)
+                    finished_recently(&state, self.config.min_refresh_interval)
                 }
                 FetchReason::Scheduled => {
                     state.next_refresh.is_some_and(|due| due > Instant::now())
@@ -363,7 +381,6 @@ impl KeyStore {
             if already_done {
                 return;
             }
-            state.last_attempt = Some(Instant::now());
             state.etag.clone()
         };
         let url = source.binding.url.clone();
@@ -417,6 +434,7 @@ impl KeyStore {
                 self.record_failure(source, error.to_string(), label)
             }
         };
+        lock(&source.state).last_finished = Some(Instant::now());
         self.rebuild_index();
         if !removed.is_empty() {
             self.removals.fetch_add(1, Ordering::SeqCst);
@@ -619,8 +637,9 @@ pub fn backoff_after_failure(failures: u32, config: &JwksConfig) -> Duration {
         .min(config.refresh_interval.max(config.min_refresh_interval))
 }
 
-fn recently_attempted(state: &SourceState, floor: Duration) -> bool {
-    state.last_attempt.is_some_and(|at| at.elapsed() < floor)
+/// Did the source's last fetch end less than `floor` ago?
+fn finished_recently(state: &SourceState, floor: Duration) -> bool {
+    state.last_finished.is_some_and(|at| at.elapsed() < floor)
 }
 
 /// Up to 10 % earlier, so many gateways started together do not fetch in lockstep.

@@ -22,6 +22,19 @@ pub struct JwksBehaviour {
     pub headers: Vec<(String, String)>,
     /// Close the connection without answering.
     pub drop_connection: bool,
+    /// When set, every answer waits until the gate opens (see [`JwksServer::hold`]): a fetch the
+    /// test can keep in flight for as long as it needs, instead of guessing a delay.
+    pub gate: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Opens a [`JwksServer`] held by [`JwksServer::hold`].
+pub struct Gate(tokio::sync::watch::Sender<bool>);
+
+impl Gate {
+    /// Let every held answer (and every later one) go.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 pub struct JwksServer {
@@ -39,6 +52,7 @@ impl JwksServer {
             delay: Duration::ZERO,
             headers: vec![("content-type".into(), "application/json".into())],
             drop_connection: false,
+            gate: None,
         }));
         let hits = Arc::new(AtomicUsize::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -61,6 +75,9 @@ impl JwksServer {
                         async move {
                             hits.fetch_add(1, Ordering::SeqCst);
                             let current = behaviour.lock().expect("lock").clone();
+                            if let Some(mut gate) = current.gate.clone() {
+                                let _ = gate.wait_for(|open| *open).await;
+                            }
                             tokio::time::sleep(current.delay).await;
                             let mut response =
                                 Response::new(Full::new(Bytes::from(current.body.clone())));
@@ -116,6 +133,13 @@ impl JwksServer {
 
     pub fn set_body(&self, body: String) {
         self.update(|b| b.body = body);
+    }
+
+    /// From now on, answers (already counted in `hits`) wait until the returned gate opens.
+    pub fn hold(&self) -> Gate {
+        let (sender, receiver) = tokio::sync::watch::channel(false);
+        self.update(|b| b.gate = Some(receiver));
+        Gate(sender)
     }
 }
 
