@@ -6,6 +6,7 @@
 
 use super::fetch::{build_client, fetch, FetchError, Fetched};
 use super::parse::{parse_key_document, parse_key_file, ParsedKey};
+use super::usage::{KeyUsage, RetiredKidReport, UsageReport};
 use crate::admin::metrics::Metrics;
 use crate::config::{JwksConfig, KeyFileConfig, KeySourceConfig};
 use jsonwebtoken::Algorithm;
@@ -107,6 +108,8 @@ pub struct KeyStore {
     /// Bumped before removal listeners run, so a verification that raced a removal can tell.
     removals: AtomicU64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Which keys still verify tokens, for whom, and which retired kids are still presented.
+    usage: KeyUsage,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +178,7 @@ impl KeyStore {
             file_keys,
             index: RwLock::new(Arc::new(KeyIndex::default())),
             config,
+            usage: KeyUsage::new(&metrics),
             metrics,
             listeners: Mutex::new(Vec::new()),
             removals: AtomicU64::new(0),
@@ -275,6 +279,44 @@ impl KeyStore {
         for fetch in fetches {
             let _ = fetch.await;
         }
+    }
+
+    /// A token was accepted on the key `kid` from `source` (its `Principal`'s `kid` and
+    /// `key_source`), for `principal_name`; `first_sight`: not answered from the token cache.
+    /// Feeds `om_gateway_token_verifications_total` and the drain view on `/keys`.
+    pub fn record_use(
+        &self,
+        kid: Option<&str>,
+        source: &str,
+        principal_name: &str,
+        first_sight: bool,
+    ) {
+        self.usage
+            .record_use(kid, source, principal_name, first_sight);
+    }
+
+    /// A token named `kid` and, after any refetch, no key has it. Counted when `kid` is one no
+    /// source publishes any more (`om_gateway_retired_kid_presentations_total`).
+    pub fn record_unknown_kid(&self, kid: &str) {
+        self.usage.record_presented(kid);
+    }
+
+    /// The drain view of one trusted key: verifications, last use, principals in the last 24 h.
+    pub fn key_usage(&self, kid: Option<&str>, source: &str) -> Option<UsageReport> {
+        self.usage.report(kid, source)
+    }
+
+    /// Carry the drain view over from the store this one replaces (a reload that changed key
+    /// sources or files), once the reload is sure to happen: `previous` records nothing more.
+    pub fn adopt_usage(&self, previous: &KeyStore) {
+        self.usage.adopt(&previous.usage);
+        self.rebuild_index();
+    }
+
+    /// Kids no source publishes any more (remembered since they left, at most
+    /// `usage::MAX_RETIRED_KIDS`), most recently retired first.
+    pub fn retired_kids(&self) -> Vec<RetiredKidReport> {
+        self.usage.retired()
     }
 
     /// Per-source state for /readyz, /keys and `doctor`.
@@ -555,6 +597,21 @@ impl KeyStore {
                 None => index.kidless.push(key),
             }
         }
+        let published: Vec<(Option<&str>, &str)> = index
+            .by_kid
+            .values()
+            .flatten()
+            .chain(index.kidless.iter())
+            .map(|key| (key.key.kid.as_deref(), &*key.binding.url))
+            .collect();
+        let loading: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|source| lock(&source.state).last_success.is_none())
+            .map(|source| &*source.binding.url)
+            .collect();
+        self.usage.sync(&published, &loading);
+        drop(published);
         let fresh = Arc::new(index);
         match self.index.write() {
             Ok(mut guard) => *guard = fresh,

@@ -207,10 +207,14 @@ pub fn reload_with(gateway: &Arc<Gateway>, config: Config) -> Result<(), String>
     };
     let runtime = Runtime::new(
         Arc::new(config),
-        key_store,
+        key_store.clone(),
         gateway.metrics.clone(),
         gateway.workers,
     )?;
+    if !same_keys {
+        // The drain view (`/keys`: each key's use, retired kids) goes on in the new store.
+        key_store.adopt_usage(current.authenticator.key_store());
+    }
     gateway.replace_runtime(runtime);
     Ok(())
 }

@@ -83,6 +83,16 @@ const CONTRACT_METRICS: &[(&str, Kind, &[&str])] = &[
         Kind::Counter,
         &["result"],
     ),
+    (
+        "om_gateway_token_verifications_total",
+        Kind::Counter,
+        &["kid", "source"],
+    ),
+    (
+        "om_gateway_retired_kid_presentations_total",
+        Kind::Counter,
+        &["kid"],
+    ),
     ("om_gateway_inflight_requests", Kind::Gauge, &[]),
     ("om_gateway_build_info", Kind::Gauge, &["version"]),
 ];

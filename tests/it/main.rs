@@ -6,6 +6,7 @@ mod support;
 mod data_path;
 mod deploy;
 mod doctor;
+mod drain;
 mod faults;
 mod feed;
 mod forward_auth;
