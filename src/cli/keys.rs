@@ -53,10 +53,8 @@ fn fetch(url: &str) -> anyhow::Result<Value> {
         let response = client.get(url).send().await?;
         let status = response.status();
         anyhow::ensure!(status.is_success(), "answered {status}");
-        response
-            .json::<Value>()
-            .await
-            .context("the answer is not the gateway's /keys JSON")
+        let body = response.bytes().await?;
+        serde_json::from_slice::<Value>(&body).context("the answer is not the gateway's /keys JSON")
     })
 }
 

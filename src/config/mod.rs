@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod env;
+pub mod feed_key;
 pub mod lines;
 pub mod openmetadata;
 pub mod raw;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use env::{Environment, ProcessEnvironment, KNOWN_VARIABLES};
+pub use feed_key::{FeedConfig, FeedKey};
 
 /// The validated configuration. Built only by [`load`]; the request path never parses strings.
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct Config {
     pub default_public_paths: bool,
     pub routes: Vec<RouteRule>,
     pub default_route: RouteRule,
+    /// The activity feed's cookie keys (read from their files at load).
+    pub feed: FeedConfig,
     /// The file this came from, for SIGHUP reloads and messages.
     pub source_file: Option<PathBuf>,
     pub openmetadata_file: Option<PathBuf>,

@@ -20,6 +20,21 @@ pub struct RawConfig {
     pub default_public_paths: Option<bool>,
     pub routes: Option<Vec<RawRoute>>,
     pub default_route: Option<RawDefaultRoute>,
+    pub feed: Option<RawFeed>,
+}
+
+/// `feed`: the activity feed's cookie keys, as files. Keys can also come from the environment
+/// (`OM_GATEWAY_FEED_KEY`, `OM_GATEWAY_FEED_KEY_FILE` and their `PREVIOUS` twins), never inline.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawFeed {
+    pub key_file: Option<String>,
+    pub previous_key_file: Option<String>,
+    /// Set by `env.rs`, never from the file.
+    #[serde(skip)]
+    pub key_from_environment: Option<super::feed_key::EnvironmentKey>,
+    #[serde(skip)]
+    pub previous_key_from_environment: Option<super::feed_key::EnvironmentKey>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -87,18 +87,20 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Fails only if the system random number generator cannot seed the feed-cookie key.
+    /// Fails only if the system random number generator cannot seed the feed-cookie key (when
+    /// none is configured).
     pub fn new(
         runtime: Runtime,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Gateway>, aws_lc_rs::error::Unspecified> {
+        let feed_sessions = FeedSessions::from_config(&runtime.config.feed)?;
         Ok(Arc::new(Gateway {
             workers: runtime.config.server.workers,
             runtime: RwLock::new(Arc::new(runtime)),
             metrics,
             draining: AtomicBool::new(false),
             request_ids: RequestIds::new(),
-            feed_sessions: FeedSessions::new()?,
+            feed_sessions,
         }))
     }
 

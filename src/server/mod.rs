@@ -200,6 +200,9 @@ pub fn reload_with(gateway: &Arc<Gateway>, config: Config) -> Result<(), String>
     if config.server.workers != current.config.server.workers {
         tracing::warn!("server.workers changed; it takes effect at the next restart");
     }
+    if config.feed != current.config.feed {
+        tracing::warn!("the feed cookie keys changed; they take effect at the next restart");
+    }
     let key_store = if same_keys {
         current.authenticator.key_store().clone()
     } else {
