@@ -156,7 +156,6 @@ impl KeyUsage {
         if self.disowned.load(Ordering::SeqCst) {
             return;
         }
-        let now = unix_now();
         let mut current: HashMap<&str, Vec<&str>> = HashMap::new();
         for (kid, source) in published {
             let sources = current.entry(kid.unwrap_or("")).or_default();
@@ -165,8 +164,27 @@ impl KeyUsage {
             }
         }
         let mut table = write(&self.table);
-        let previous = std::mem::take(&mut table.published);
-        for (kid, uses) in previous {
+        self.retire_what_left(&mut table, &current, loading);
+        for (kid, sources) in current {
+            self.enter_published(&mut table, kid, &sources);
+        }
+        while table.retired.len() > MAX_RETIRED_KIDS {
+            if let Some(oldest) = table.retired.pop_front() {
+                self.forget_retired(&oldest);
+            }
+        }
+    }
+
+    /// Entries whose key is no longer published: a kid no source publishes any more is retired
+    /// (with its history); one that moved to another source, or a key without kid, is dropped.
+    fn retire_what_left(
+        &self,
+        table: &mut UsageTable,
+        current: &HashMap<&str, Vec<&str>>,
+        loading: &[&str],
+    ) {
+        let now = unix_now();
+        for (kid, uses) in std::mem::take(&mut table.published) {
             let sources_now = current.get(&*kid);
             let (kept, gone): (Vec<_>, Vec<_>) = uses.into_iter().partition(|key_use| {
                 sources_now.is_some_and(|s| s.contains(&&*key_use.source))
@@ -197,43 +215,40 @@ impl KeyUsage {
                 last_presented: AtomicU64::new(0),
             });
         }
-        for (kid, sources) in current {
-            let mut revived = table
-                .retired
-                .iter()
-                .position(|retired| *retired.kid == *kid)
-                .and_then(|position| table.retired.remove(position));
-            let entries = table.published.entry(Box::from(kid)).or_default();
-            for source in sources {
-                // A kid published again takes its history back.
-                let earlier = revived.as_mut().and_then(|retired| {
-                    let position = retired.uses.iter().position(|u| &*u.source == source)?;
-                    Some(retired.uses.swap_remove(position))
-                });
-                if let Some(slot) = entries.iter_mut().find(|u| &*u.source == source) {
-                    if let Some(earlier) = earlier {
-                        *slot = earlier; // the same series: nothing to remove
-                    }
-                    continue;
+    }
+
+    /// `kid` is published by `sources`: each gets an entry; a retired kid published again takes
+    /// its history back and is no longer retired.
+    fn enter_published(&self, table: &mut UsageTable, kid: &str, sources: &[&str]) {
+        let mut revived = table
+            .retired
+            .iter()
+            .position(|retired| *retired.kid == *kid)
+            .and_then(|position| table.retired.remove(position));
+        let entries = table.published.entry(Box::from(kid)).or_default();
+        for source in sources {
+            let earlier = revived.as_mut().and_then(|retired| {
+                let position = retired.uses.iter().position(|u| &*u.source == *source)?;
+                Some(retired.uses.swap_remove(position))
+            });
+            if let Some(slot) = entries.iter_mut().find(|u| &*u.source == *source) {
+                if let Some(earlier) = earlier {
+                    *slot = earlier; // the same series: nothing to remove
                 }
-                entries.push(earlier.unwrap_or_else(|| {
-                    Arc::new(KeyUse {
-                        source: Arc::from(source),
-                        verifications: self.verifications.with_label_values(&[kid, source]),
-                        last_use: AtomicU64::new(0),
-                        principals: Mutex::new(PrincipalWindow::default()),
-                    })
-                }));
+                continue;
             }
-            // What is left of it are sources that do not publish it now.
-            if let Some(retired) = revived {
-                self.forget_retired(&retired);
-            }
+            entries.push(earlier.unwrap_or_else(|| {
+                Arc::new(KeyUse {
+                    source: Arc::from(*source),
+                    verifications: self.verifications.with_label_values(&[kid, source]),
+                    last_use: AtomicU64::new(0),
+                    principals: Mutex::new(PrincipalWindow::default()),
+                })
+            }));
         }
-        while table.retired.len() > MAX_RETIRED_KIDS {
-            if let Some(oldest) = table.retired.pop_front() {
-                self.forget_retired(&oldest);
-            }
+        // What is left of it are sources that do not publish it now.
+        if let Some(retired) = revived {
+            self.forget_retired(&retired);
         }
     }
 
