@@ -18,6 +18,12 @@ pub struct Metrics {
     pub jwks_last_success_timestamp_seconds: GaugeVec,
     pub jwks_keys_dropped_total: IntCounterVec,
     pub token_cache_requests_total: IntCounterVec,
+    /// Tokens accepted per verifying key (cache hits included). Labels: kids of the key set and
+    /// of at most `jwks::usage::MAX_RETIRED_KIDS` retired kids, with their configured source.
+    pub token_verifications_total: IntCounterVec,
+    /// Tokens presenting a kid that was published earlier and no source publishes now (bounded
+    /// like the above; a kid that was never published is never a label).
+    pub retired_kid_presentations_total: IntCounterVec,
     pub inflight_requests: IntGauge,
     pub build_info: IntGaugeVec,
     pub config_reloads_total: IntCounterVec,
@@ -105,6 +111,20 @@ impl Metrics {
                     "Verified-token cache lookups, by hit or miss."
                 ),
                 &["result"]
+            )),
+            token_verifications_total: register!(IntCounterVec::new(
+                Opts::new(
+                    "om_gateway_token_verifications_total",
+                    "Tokens accepted, by the kid and source of the key that verified them (cache hits included)."
+                ),
+                &["kid", "source"]
+            )),
+            retired_kid_presentations_total: register!(IntCounterVec::new(
+                Opts::new(
+                    "om_gateway_retired_kid_presentations_total",
+                    "Tokens presenting a kid that no key source publishes any more (it was published earlier)."
+                ),
+                &["kid"]
             )),
             inflight_requests: register!(IntGauge::new(
                 "om_gateway_inflight_requests",
@@ -216,8 +236,10 @@ impl Metrics {
             config_reloads_total,
             config_last_reload_success,
             revocation_checks_total,
+            token_verifications_total,
+            retired_kid_presentations_total,
         } = self;
-        let all: [(&dyn Collector, MetricKind); 14] = [
+        let all: [(&dyn Collector, MetricKind); 16] = [
             (requests_total, MetricKind::Counter),
             (request_duration_seconds, MetricKind::Histogram),
             (upstream_duration_seconds, MetricKind::Histogram),
@@ -232,6 +254,8 @@ impl Metrics {
             (config_reloads_total, MetricKind::Counter),
             (config_last_reload_success, MetricKind::Gauge),
             (revocation_checks_total, MetricKind::Counter),
+            (token_verifications_total, MetricKind::Counter),
+            (retired_kid_presentations_total, MetricKind::Counter),
         ];
         all.iter()
             .flat_map(|(collector, kind)| {

@@ -70,11 +70,17 @@ fn keys(gateway: &dyn AdminState) -> Response<Full<Bytes>> {
                 "issuers": key.binding.issuers,
                 "audiences": key.binding.audiences,
                 "fetchedAt": key.fetched_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                // The drain view: verifications, last use, principals in the last 24 h.
+                "usage": key_store.key_usage(key.key.kid.as_deref(), &key.binding.url),
             })
         })
         .collect();
     json_response(
         StatusCode::OK,
-        &json!({ "keys": keys, "sources": key_store.status() }),
+        &json!({
+            "keys": keys,
+            "retiredKids": key_store.retired_kids(),
+            "sources": key_store.status(),
+        }),
     )
 }

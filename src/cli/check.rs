@@ -18,8 +18,25 @@ pub fn check(args: ConfigArgs) -> i32 {
 
 /// The configuration after defaults and overrides, in the file's own shape.
 pub fn effective_yaml(config: &Config) -> String {
-    serde_saphyr::to_string(&effective_value(config))
-        .unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    let mut yaml = serde_saphyr::to_string(&effective_value(config))
+        .unwrap_or_else(|error| format!("# cannot render: {error}\n"));
+    yaml.push_str(&feed_key_comment(config));
+    yaml
+}
+
+/// Where the feed cookie keys come from, as a comment (their values are never printed).
+fn feed_key_comment(config: &Config) -> String {
+    let describe =
+        |key: &crate::config::FeedKey| format!("{} bytes from {}", key.bytes().len(), key.origin);
+    match (&config.feed.key, &config.feed.previous_key) {
+        (None, _) => "# feed cookie key: none configured, a random key per process (feed cookies are valid on one replica only)\n".into(),
+        (Some(key), None) => format!("# feed cookie key: {}\n", describe(key)),
+        (Some(key), Some(previous)) => format!(
+            "# feed cookie key: {}; previous key, still accepted: {}\n",
+            describe(key),
+            describe(previous)
+        ),
+    }
 }
 
 /// Credentials in URLs (`user:pass@host`) are the only secrets a config can hold.
@@ -107,6 +124,10 @@ fn effective_value(config: &Config) -> Value {
         "publicPaths": config.public_paths.iter().map(|rule| rule.source.clone()).collect::<Vec<_>>(),
         "routes": config.routes.iter().map(route_value).collect::<Vec<_>>(),
         "defaultRoute": route_value(&config.default_route),
+        "feed": {
+            "keyFile": config.feed.key.as_ref().and_then(|key| key.file.as_ref()),
+            "previousKeyFile": config.feed.previous_key.as_ref().and_then(|key| key.file.as_ref()),
+        },
     })
 }
 

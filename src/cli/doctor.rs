@@ -28,7 +28,11 @@ pub fn doctor(args: ConfigArgs) -> i32 {
     let Ok(runtime) = super::runtime() else {
         return EXIT_FAILURE;
     };
-    let findings = runtime.block_on(examine(&config, running_in_container()));
+    let mut findings = runtime.block_on(examine(&config, running_in_container()));
+    match lint_feed_key(&config.feed, running_in_kubernetes()) {
+        Ok(note) => findings.notes.push(note),
+        Err(warning) => findings.warnings.push(warning),
+    }
     for note in &findings.notes {
         println!("ok       {note}");
     }
@@ -161,6 +165,34 @@ async fn probe_upstream(config: &Config, findings: &mut Findings) {
     }
 }
 
+/// A note naming where the feed cookie key comes from, or a warning when none is configured:
+/// then every process draws its own, and a feed reconnect that lands on another replica gets
+/// 401. Doctor cannot count replicas; in Kubernetes, where deploy/ runs two or more (its
+/// HorizontalPodAutoscaler), the warning says so.
+pub fn lint_feed_key(
+    feed: &crate::config::FeedConfig,
+    in_kubernetes: bool,
+) -> Result<String, String> {
+    let describe =
+        |key: &crate::config::FeedKey| format!("{} bytes from {}", key.bytes().len(), key.origin);
+    match (&feed.key, &feed.previous_key) {
+        (Some(key), None) => Ok(format!("feed cookie key: {}", describe(key))),
+        (Some(key), Some(previous)) => Ok(format!(
+            "feed cookie key: {}; previous key, still accepted: {}",
+            describe(key),
+            describe(previous)
+        )),
+        (None, _) => {
+            let context = if in_kubernetes {
+                "this runs in Kubernetes, where deploy/ scales the gateway to two or more replicas: "
+            } else {
+                "with more than one replica, "
+            };
+            Err(format!("feed: no feed cookie key configured (feed.keyFile, OM_GATEWAY_FEED_KEY or OM_GATEWAY_FEED_KEY_FILE), so each process draws a random one; {context}a feed reconnect that lands on another replica gets 401 and the UI's activity feed stops until the next page load. Give every replica the same key (at least 32 random bytes, e.g. `openssl rand -base64 32`, from a Secret)"))
+        }
+    }
+}
+
 /// Is this OpenMetadata's default development key? Compared by modulus, so a source that serves
 /// it under another kid (or in another document form) is still recognised.
 pub fn is_openmetadata_default_key(key: &crate::jwks::ParsedKey) -> bool {
@@ -261,6 +293,11 @@ pub fn parse_http_date(text: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Kubernetes sets KUBERNETES_SERVICE_HOST in every container.
+fn running_in_kubernetes() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
 }
 
 /// Docker leaves /.dockerenv; Kubernetes sets KUBERNETES_SERVICE_HOST.

@@ -6,6 +6,7 @@ mod demo;
 mod doctor;
 mod healthcheck;
 mod inspect;
+mod keys;
 mod run;
 mod token;
 
@@ -16,6 +17,7 @@ pub use demo::{start_demo, DemoHandle};
 pub use doctor::{
     examine, is_openmetadata_default_key, judge_clock_skew, lint_key_url, parse_http_date, Findings,
 };
+pub use keys::render_drain_view;
 pub use token::{mint_token, TokenRequest};
 
 /// Exit codes CONTRACT.md promises.
@@ -52,6 +54,9 @@ enum Command {
     Doctor(ConfigArgs),
     /// Exit 0 if /healthz answers 200 (for images without curl).
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// The drain view of a running gateway: each key's use and principals in the last 24 h, and
+    /// retired kids still presented.
+    Keys(keys::KeysArgs),
 }
 
 /// `--config` and `--openmetadata-config`, shared by the commands that read configuration.
@@ -98,6 +103,7 @@ pub fn main() -> i32 {
         Some(Command::Token(args)) => token::token(args),
         Some(Command::Doctor(args)) => doctor::doctor(args),
         Some(Command::Healthcheck(args)) => healthcheck::healthcheck(args),
+        Some(Command::Keys(args)) => keys::keys(args),
     }
 }
 

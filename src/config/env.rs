@@ -1,8 +1,9 @@
 //! Environment variables: the gateway's own `OM_GATEWAY_*` and OpenMetadata's names, read
 //! through a trait so tests pass a map instead of touching the process environment.
 
+use super::feed_key::EnvironmentKey;
 use super::raw::{
-    RawAuthentication, RawAuthorizer, RawConfig, RawOpenMetadata, RawServer, RawUpstream,
+    RawAuthentication, RawAuthorizer, RawConfig, RawFeed, RawOpenMetadata, RawServer, RawUpstream,
 };
 use super::ConfigProblem;
 use std::collections::HashMap;
@@ -42,6 +43,10 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OM_GATEWAY_UPSTREAM_URL",
     "OM_GATEWAY_LOG",
     "OM_GATEWAY_LOG_FORMAT",
+    "OM_GATEWAY_FEED_KEY",
+    "OM_GATEWAY_FEED_KEY_FILE",
+    "OM_GATEWAY_FEED_PREVIOUS_KEY",
+    "OM_GATEWAY_FEED_PREVIOUS_KEY_FILE",
     "AUTHENTICATION_PROVIDER",
     "AUTHENTICATION_PUBLIC_KEYS",
     "AUTHENTICATION_JWT_PRINCIPAL_CLAIMS",
@@ -170,5 +175,65 @@ pub fn apply_overrides(raw: &mut RawConfig, environment: &dyn Environment) -> Ve
     if let Some(value) = nonempty("RSA_PUBLIC_KEY_FILE_PATH") {
         openmetadata.public_key_file = Some(value.trim().to_string());
     }
+
+    let feed = raw.feed.get_or_insert_with(RawFeed::default);
+    let (key, previous) = (
+        feed_key_from_environment(
+            environment,
+            "OM_GATEWAY_FEED_KEY",
+            "OM_GATEWAY_FEED_KEY_FILE",
+            &mut problems,
+        ),
+        feed_key_from_environment(
+            environment,
+            "OM_GATEWAY_FEED_PREVIOUS_KEY",
+            "OM_GATEWAY_FEED_PREVIOUS_KEY_FILE",
+            &mut problems,
+        ),
+    );
+    if key.is_some() {
+        feed.key_file = None;
+        feed.key_from_environment = key;
+    }
+    if previous.is_some() {
+        feed.previous_key_file = None;
+        feed.previous_key_from_environment = previous;
+    }
     problems
+}
+
+/// A feed key given as a value (`value_variable`) or as a file (`file_variable`); both is an
+/// error, since which one wins would be a guess.
+fn feed_key_from_environment(
+    environment: &dyn Environment,
+    value_variable: &'static str,
+    file_variable: &'static str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<EnvironmentKey> {
+    let nonempty = |name: &str| {
+        environment
+            .var(name)
+            .filter(|value| !value.trim().is_empty())
+    };
+    match (nonempty(value_variable), nonempty(file_variable)) {
+        (Some(_), Some(_)) => {
+            problems.push(ConfigProblem {
+                file: Some("environment".into()),
+                line: None,
+                column: None,
+                key: file_variable.into(),
+                message: format!("set {value_variable} or {file_variable}, not both"),
+            });
+            None
+        }
+        (Some(value), None) => Some(EnvironmentKey::Value {
+            variable: value_variable,
+            value,
+        }),
+        (None, Some(path)) => Some(EnvironmentKey::File {
+            variable: file_variable,
+            path: path.trim().to_string(),
+        }),
+        (None, None) => None,
+    }
 }

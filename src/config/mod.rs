@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod env;
+pub mod feed_key;
 pub mod lines;
 pub mod openmetadata;
 pub mod raw;
@@ -26,6 +27,7 @@ pub use crate::proxy::UpstreamConfig;
 pub use crate::telemetry::LogFormat;
 pub use crate::verify::ExpiryPolicy;
 pub use env::{Environment, ProcessEnvironment, KNOWN_VARIABLES};
+pub use feed_key::{FeedConfig, FeedKey};
 
 /// The validated configuration. Built only by [`load`]; the request path never parses strings.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct Config {
     pub default_public_paths: bool,
     pub routes: Vec<RouteRule>,
     pub default_route: RouteRule,
+    /// The activity feed's cookie keys (read from their files at load).
+    pub feed: FeedConfig,
     /// The file this came from, for SIGHUP reloads and messages.
     pub source_file: Option<PathBuf>,
     pub openmetadata_file: Option<PathBuf>,

@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub default_route: Option<RawDefaultRoute>,
     pub openmetadata: Option<RawOpenMetadata>,
     pub revocation_check: Option<RawRevocationCheck>,
+    pub feed: Option<RawFeed>,
 }
 
 /// The opt-in check that OpenMetadata still accepts a verified token.
@@ -48,6 +49,20 @@ pub struct RawOpenMetadata {
     pub key_id: Option<String>,
     /// `jwtTokenConfiguration.rsapublicKeyFilePath` (`RSA_PUBLIC_KEY_FILE_PATH`).
     pub public_key_file: Option<String>,
+}
+
+/// `feed`: the activity feed's cookie keys, as files. Keys can also come from the environment
+/// (`OM_GATEWAY_FEED_KEY`, `OM_GATEWAY_FEED_KEY_FILE` and their `PREVIOUS` twins), never inline.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawFeed {
+    pub key_file: Option<String>,
+    pub previous_key_file: Option<String>,
+    /// Set by `env.rs`, never from the file.
+    #[serde(skip)]
+    pub key_from_environment: Option<super::feed_key::EnvironmentKey>,
+    #[serde(skip)]
+    pub previous_key_from_environment: Option<super::feed_key::EnvironmentKey>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

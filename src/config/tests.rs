@@ -491,3 +491,156 @@ fn the_claims_mapping_is_validated_as_the_server_validates_it() {
         assert!(error.to_string().starts_with("gateway.yaml:2:"), "{error}");
     }
 }
+
+/// The feed cookie key, shared by replicas, from a file or the environment.
+#[test]
+fn the_feed_key_comes_from_a_file_or_the_environment_and_is_checked() {
+    const HEX: &str = "8f2a6c1d9e0b47a3b5c6d7e8f9012345a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    let bytes: Vec<u8> = (0..HEX.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&HEX[i..i + 2], 16).unwrap())
+        .collect();
+    let directory = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = directory.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    use base64::Engine;
+    let standard = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+    let wrapped = format!("{}\n{}\n", &standard[..30], &standard[30..]);
+    let hex_file = write("hex", &format!("{HEX}\n"));
+    let wrapped_file = write("wrapped", &wrapped);
+    let short_file = write("short", "c2hvcnQ=\n");
+    let garbage_file = write("garbage", "not a key at all!\n");
+    let missing_file = directory.path().join("missing").display().to_string();
+
+    // (what, yaml, environment, Ok(key bytes, previous key bytes) | Err(file, key, message part))
+    type Expected<'a> = Result<(Option<&'a [u8]>, Option<&'a [u8]>), (&'a str, &'a str, &'a str)>;
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Expected<'a>);
+    let cases: Vec<Case> = vec![
+        (
+            "none: a random key per process",
+            String::new(),
+            vec![],
+            Ok((None, None)),
+        ),
+        (
+            "hex file",
+            format!("feed:\n  keyFile: {hex_file}\n"),
+            vec![],
+            Ok((Some(&bytes), None)),
+        ),
+        (
+            "base64 file, wrapped over two lines",
+            format!("feed:\n  keyFile: {wrapped_file}\n"),
+            vec![],
+            Ok((Some(&bytes), None)),
+        ),
+        (
+            "variable, base64url without padding",
+            String::new(),
+            vec![("OM_GATEWAY_FEED_KEY", &url_safe)],
+            Ok((Some(&bytes), None)),
+        ),
+        (
+            "variable naming a file, and a previous key",
+            String::new(),
+            vec![
+                ("OM_GATEWAY_FEED_KEY_FILE", &hex_file),
+                ("OM_GATEWAY_FEED_PREVIOUS_KEY", &standard),
+            ],
+            Ok((Some(&bytes), Some(&bytes))),
+        ),
+        (
+            "the environment wins over the file",
+            format!("feed:\n  keyFile: {garbage_file}\n"),
+            vec![("OM_GATEWAY_FEED_KEY", HEX)],
+            Ok((Some(&bytes), None)),
+        ),
+        (
+            "previous key file",
+            format!("feed:\n  keyFile: {hex_file}\n  previousKeyFile: {wrapped_file}\n"),
+            vec![],
+            Ok((Some(&bytes), Some(&bytes))),
+        ),
+        (
+            "too short",
+            format!("server:\n  workers: 1\nfeed:\n  keyFile: {short_file}\n"),
+            vec![],
+            Err(("gateway.yaml:4:", "feed.keyFile", "at least 32 bytes")),
+        ),
+        (
+            "neither hex nor base64",
+            format!("feed:\n  keyFile: {garbage_file}\n"),
+            vec![],
+            Err(("gateway.yaml:2:", "feed.keyFile", "neither hex nor base64")),
+        ),
+        (
+            "unreadable file",
+            format!("feed:\n  keyFile: {missing_file}\n"),
+            vec![],
+            Err(("gateway.yaml:2:", "feed.keyFile", "cannot read")),
+        ),
+        (
+            "short variable",
+            String::new(),
+            vec![("OM_GATEWAY_FEED_KEY", "abcd")],
+            Err(("environment", "OM_GATEWAY_FEED_KEY", "at least 32 bytes")),
+        ),
+        (
+            "a value and a file for the same key",
+            String::new(),
+            vec![
+                ("OM_GATEWAY_FEED_KEY", HEX),
+                ("OM_GATEWAY_FEED_KEY_FILE", &hex_file),
+            ],
+            Err(("environment", "OM_GATEWAY_FEED_KEY_FILE", "not both")),
+        ),
+        (
+            "a previous key alone",
+            String::new(),
+            vec![("OM_GATEWAY_FEED_PREVIOUS_KEY", HEX)],
+            Err((
+                "environment",
+                "OM_GATEWAY_FEED_PREVIOUS_KEY",
+                "needs a current key",
+            )),
+        ),
+        (
+            "unknown key in the block",
+            "feed:\n  key: abc\n".into(),
+            vec![],
+            Err(("gateway.yaml:2:", "feed.key", "unknown field")),
+        ),
+    ];
+    for (what, yaml, environment, expected) in cases {
+        let outcome = load_yaml(&yaml, &environment);
+        match (outcome, expected) {
+            (Ok(config), Ok((key, previous))) => {
+                let key_bytes = config.feed.key.as_ref().map(|k| k.bytes());
+                let previous_bytes = config.feed.previous_key.as_ref().map(|k| k.bytes());
+                assert_eq!((key_bytes, previous_bytes), (key, previous), "{what}");
+            }
+            (Err(error), Err((file, key, message))) => {
+                let text = error.to_string();
+                assert!(
+                    text.starts_with(file) && text.contains(key) && text.contains(message),
+                    "{what}: {text}"
+                );
+                for secret in [HEX, standard.as_str(), url_safe.as_str(), "c2hvcnQ"] {
+                    assert!(!text.contains(secret), "{what}: the key leaks: {text}");
+                }
+            }
+            (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+        }
+    }
+    // A configured key never shows in Debug output (logs, panics in tests).
+    let config = load_yaml("", &[("OM_GATEWAY_FEED_KEY", HEX)]).unwrap();
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains(HEX) && !debug.contains("143, 42"),
+        "{debug}"
+    );
+}

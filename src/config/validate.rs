@@ -41,6 +41,17 @@ impl Problems {
         });
     }
 
+    /// A problem with an environment variable (no file, no line).
+    fn add_environment(&mut self, variable: &str, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            file: Some("environment".into()),
+            line: None,
+            column: None,
+            key: variable.to_string(),
+            message: message.into(),
+        });
+    }
+
     fn duration(&mut self, key: &str, value: Option<&String>, default: Duration) -> Duration {
         match value {
             None => default,
@@ -266,6 +277,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
         })
         .collect();
     let routes = build_routes(raw.routes.unwrap_or_default(), problems);
+    let feed = build_feed(raw.feed.unwrap_or_default(), problems);
     let default_route = raw.default_route.unwrap_or_default();
     let default_route = RouteRule {
         name: "default".into(),
@@ -291,6 +303,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
         default_public_paths: raw.default_public_paths.unwrap_or(true),
         routes,
         default_route,
+        feed,
         source_file: None,
         openmetadata_file: None,
         openmetadata,
@@ -431,6 +444,86 @@ fn build_websocket_paths(raw: Option<Vec<String>>, problems: &mut Problems) -> V
             Some(rule)
         })
         .collect()
+}
+
+/// The feed cookie keys: each from its variable (value or file) or its `feed.*File` setting.
+fn build_feed(raw: RawFeed, problems: &mut Problems) -> FeedConfig {
+    let key_configured = raw.key_from_environment.is_some() || raw.key_file.is_some();
+    let previous_variable = raw
+        .previous_key_from_environment
+        .as_ref()
+        .map(super::feed_key::EnvironmentKey::variable);
+    let previous_configured = previous_variable.is_some() || raw.previous_key_file.is_some();
+    let key = feed_key(
+        raw.key_from_environment,
+        raw.key_file,
+        "feed.keyFile",
+        problems,
+    );
+    let previous_key = feed_key(
+        raw.previous_key_from_environment,
+        raw.previous_key_file,
+        "feed.previousKeyFile",
+        problems,
+    );
+    if previous_configured && !key_configured {
+        let message = "needs a current key (feed.keyFile or OM_GATEWAY_FEED_KEY): the previous key is only accepted, never used to sign";
+        match previous_variable {
+            Some(variable) => problems.add_environment(variable, message),
+            None => problems.add("feed.previousKeyFile", message),
+        }
+    }
+    FeedConfig { key, previous_key }
+}
+
+/// One feed key, read and decoded; problems name the variable or the setting, never the key.
+fn feed_key(
+    from_environment: Option<super::feed_key::EnvironmentKey>,
+    file: Option<String>,
+    setting: &str,
+    problems: &mut Problems,
+) -> Option<FeedKey> {
+    use super::feed_key::{decode_feed_key, read_key_file, EnvironmentKey};
+    let (text, origin, path, variable) = match (from_environment, file) {
+        (Some(EnvironmentKey::Value { variable, value }), _) => {
+            (Ok(value), variable.to_string(), None, Some(variable))
+        }
+        (Some(EnvironmentKey::File { variable, path }), _) => {
+            let path = PathBuf::from(path);
+            (
+                read_key_file(&path),
+                format!("{} ({variable})", path.display()),
+                Some(path),
+                Some(variable),
+            )
+        }
+        (None, Some(path)) => {
+            let path = PathBuf::from(path);
+            (
+                read_key_file(&path),
+                format!("{} ({setting})", path.display()),
+                Some(path),
+                None,
+            )
+        }
+        (None, None) => return None,
+    };
+    let decoded = text.and_then(|text| match &path {
+        Some(path) => {
+            decode_feed_key(&text).map_err(|problem| format!("{}: {problem}", path.display()))
+        }
+        None => decode_feed_key(&text),
+    });
+    match decoded {
+        Ok(bytes) => Some(FeedKey::new(bytes, origin, path)),
+        Err(message) => {
+            match variable {
+                Some(variable) => problems.add_environment(variable, message),
+                None => problems.add(setting, message),
+            }
+            None
+        }
+    }
 }
 
 /// One worker per CPU this process may use (the cgroup quota counts), at most 256.

@@ -6,6 +6,7 @@
 
 use super::fetch::{build_client, fetch, FetchError, Fetched};
 use super::parse::{parse_key_document, parse_key_file, ParsedKey};
+use super::usage::{KeyUsage, RetiredKidReport, UsageReport};
 use super::{JwksConfig, KeyFileConfig, KeySourceConfig};
 use crate::metrics::Metrics;
 use jsonwebtoken::Algorithm;
@@ -46,7 +47,9 @@ pub type RemovalListener = Box<dyn Fn(&[String]) + Send + Sync>;
 struct SourceState {
     keys: Vec<Arc<VerifyingKey>>,
     etag: Option<String>,
-    last_attempt: Option<Instant>,
+    /// When the last fetch ended, whatever its outcome: the unknown-kid floor counts from here,
+    /// so requests that arrive while a fetch is in flight wait for it instead of being refused.
+    last_finished: Option<Instant>,
     last_success: Option<SystemTime>,
     last_success_at: Option<Instant>,
     next_refresh: Option<Instant>,
@@ -60,8 +63,8 @@ struct Source {
     binding: Arc<KeyBinding>,
     client: Result<reqwest::Client, String>,
     state: Mutex<SourceState>,
-    /// Held for the duration of a fetch: concurrent refetches of one source wait here, then find
-    /// the fresh result and do not fetch again.
+    /// Held for the duration of a fetch (scheduled, unknown-kid or forced): concurrent refetches
+    /// of one source wait here, then find the fresh result and do not fetch again.
     fetch_lock: tokio::sync::Mutex<()>,
 }
 
@@ -105,6 +108,8 @@ pub struct KeyStore {
     /// Bumped before removal listeners run, so a verification that raced a removal can tell.
     removals: AtomicU64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Which keys still verify tokens, for whom, and which retired kids are still presented.
+    usage: KeyUsage,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +179,7 @@ impl KeyStore {
             file_keys,
             index: RwLock::new(Arc::new(KeyIndex::default())),
             config,
+            usage: KeyUsage::new(&metrics),
             metrics,
             listeners: Mutex::new(Vec::new()),
             removals: AtomicU64::new(0),
@@ -237,12 +243,18 @@ impl KeyStore {
         keys
     }
 
-    /// A token named a kid nobody knows: look again at each source that may vouch for `issuer`,
-    /// at most once per `minRefreshInterval` per source, one fetch shared by all who wait.
-    /// Returns once those fetches end (each bounded by `fetchTimeout`).
+    /// A token named a kid nobody knows: look again at each source that may vouch for `issuer`.
+    /// A fetch of that source already in flight (scheduled ones included) is waited for, not
+    /// repeated; otherwise one is started, unless the source finished a fetch less than
+    /// `minRefreshInterval` ago. Everyone who arrives meanwhile shares that one fetch. Returns
+    /// once those fetches end (each bounded by `fetchTimeout`).
+    ///
+    /// Issue 14: the floor used to count from the *start* of a fetch and was checked before
+    /// waiting, so a burst that arrived while the fetch bringing its new key was in flight got
+    /// 401 at once instead of waiting for it.
     pub async fn refetch_for_unknown_kid(self: &Arc<Self>, issuer: Option<&str>) {
         let floor = self.config.min_refresh_interval;
-        let mut joins = tokio::task::JoinSet::new();
+        let mut fetches = Vec::new();
         for source in &self.sources {
             let binding = &source.binding;
             if !binding.issuers.is_empty()
@@ -250,15 +262,62 @@ impl KeyStore {
             {
                 continue;
             }
-            if recently_attempted(&lock(&source.state), floor) {
+            // The common case of a flood of unknown kids: nothing in flight, fetched recently.
+            // No task needed; the answer is the index as it is.
+            if source.fetch_lock.try_lock().is_ok()
+                && finished_recently(&lock(&source.state), floor)
+            {
                 continue;
             }
             let store = self.clone();
             let source = source.clone();
-            joins
-                .spawn(async move { store.refresh_source(&source, FetchReason::UnknownKid).await });
+            // Spawned, not polled here: a fetch goes on (and still counts for the floor and for
+            // whoever waits behind it) if this request goes away.
+            fetches.push(tokio::spawn(async move {
+                store.refresh_source(&source, FetchReason::UnknownKid).await
+            }));
         }
-        while joins.join_next().await.is_some() {}
+        for fetch in fetches {
+            let _ = fetch.await;
+        }
+    }
+
+    /// A token was accepted on the key `kid` from `source` (its `Principal`'s `kid` and
+    /// `key_source`), for `principal_name`; `first_sight`: not answered from the token cache.
+    /// Feeds `om_gateway_token_verifications_total` and the drain view on `/keys`.
+    pub fn record_use(
+        &self,
+        kid: Option<&str>,
+        source: &str,
+        principal_name: &str,
+        first_sight: bool,
+    ) {
+        self.usage
+            .record_use(kid, source, principal_name, first_sight);
+    }
+
+    /// A token named `kid` and, after any refetch, no key has it. Counted when `kid` is one no
+    /// source publishes any more (`om_gateway_retired_kid_presentations_total`).
+    pub fn record_unknown_kid(&self, kid: &str) {
+        self.usage.record_presented(kid);
+    }
+
+    /// The drain view of one trusted key: verifications, last use, principals in the last 24 h.
+    pub fn key_usage(&self, kid: Option<&str>, source: &str) -> Option<UsageReport> {
+        self.usage.report(kid, source)
+    }
+
+    /// Carry the drain view over from the store this one replaces (a reload that changed key
+    /// sources or files), once the reload is sure to happen: `previous` records nothing more.
+    pub fn adopt_usage(&self, previous: &KeyStore) {
+        self.usage.adopt(&previous.usage);
+        self.rebuild_index();
+    }
+
+    /// Kids no source publishes any more (remembered since they left, at most
+    /// `usage::MAX_RETIRED_KIDS`), most recently retired first.
+    pub fn retired_kids(&self) -> Vec<RetiredKidReport> {
+        self.usage.retired()
     }
 
     /// Per-source state for /readyz, /keys and `doctor`.
@@ -348,13 +407,14 @@ impl KeyStore {
     }
 
     async fn refresh_source(&self, source: &Source, reason: FetchReason) {
+        // Waiting here is waiting for the fetch in flight, whoever started it.
         let _single_flight = source.fetch_lock.lock().await;
         let etag = {
-            let mut state = lock(&source.state);
+            let state = lock(&source.state);
             // Whoever held the lock before us may have fetched already: then there is nothing to do.
             let already_done = match reason {
                 FetchReason::UnknownKid => {
-                    recently_attempted(&state, self.config.min_refresh_interval)
+                    finished_recently(&state, self.config.min_refresh_interval)
                 }
                 FetchReason::Scheduled => {
                     state.next_refresh.is_some_and(|due| due > Instant::now())
@@ -364,7 +424,6 @@ impl KeyStore {
             if already_done {
                 return;
             }
-            state.last_attempt = Some(Instant::now());
             state.etag.clone()
         };
         let url = source.binding.url.clone();
@@ -418,6 +477,7 @@ impl KeyStore {
                 self.record_failure(source, error.to_string(), label)
             }
         };
+        lock(&source.state).last_finished = Some(Instant::now());
         self.rebuild_index();
         if !removed.is_empty() {
             self.removals.fetch_add(1, Ordering::SeqCst);
@@ -538,6 +598,21 @@ impl KeyStore {
                 None => index.kidless.push(key),
             }
         }
+        let published: Vec<(Option<&str>, &str)> = index
+            .by_kid
+            .values()
+            .flatten()
+            .chain(index.kidless.iter())
+            .map(|key| (key.key.kid.as_deref(), &*key.binding.url))
+            .collect();
+        let loading: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|source| lock(&source.state).last_success.is_none())
+            .map(|source| &*source.binding.url)
+            .collect();
+        self.usage.sync(&published, &loading);
+        drop(published);
         let fresh = Arc::new(index);
         match self.index.write() {
             Ok(mut guard) => *guard = fresh,
@@ -620,8 +695,9 @@ pub fn backoff_after_failure(failures: u32, config: &JwksConfig) -> Duration {
         .min(config.refresh_interval.max(config.min_refresh_interval))
 }
 
-fn recently_attempted(state: &SourceState, floor: Duration) -> bool {
-    state.last_attempt.is_some_and(|at| at.elapsed() < floor)
+/// Did the source's last fetch end less than `floor` ago?
+fn finished_recently(state: &SourceState, floor: Duration) -> bool {
+    state.last_finished.is_some_and(|at| at.elapsed() < floor)
 }
 
 /// Up to 10 % earlier, so many gateways started together do not fetch in lockstep.

@@ -11,8 +11,11 @@
 //! `RemoteAddress`) are always removed on this path.
 //!
 //! Owns the cookie format and the check; `server::gateway` decides when to call them, `error`
-//! words the refusals. The HMAC key lives in memory only: a restart invalidates every cookie, and
-//! the UI gets a fresh one at its next `loggedInUser` call (every page load).
+//! words the refusals. The HMAC key comes from the configuration (`feed.keyFile`,
+//! `OM_GATEWAY_FEED_KEY`, read by `config::feed_key`), so replicas given the same key accept
+//! each other's cookies, and a previous key is still accepted during a rotation. Without one,
+//! a random key is drawn at process start and lives in memory only: a restart invalidates every
+//! cookie, and the UI gets a fresh one at its next `loggedInUser` call (every page load).
 
 use super::{GatewayBody, ProxyError, UpstreamBody};
 use crate::verify::Principal;
@@ -23,6 +26,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, COOKIE, SET_COOKIE};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where socket.io lives in OpenMetadata (no `basePath`).
@@ -97,6 +101,8 @@ pub fn strip_spoofable_headers(headers: &mut HeaderMap) {
 /// The process-wide cookie key and the ids learned from `loggedInUser` answers.
 pub struct FeedSessions {
     key: hmac::Key,
+    /// Accepted, never used to sign: the key before a rotation.
+    previous_key: Option<hmac::Key>,
     /// Principal name (lower-cased) → user id, for bearer clients of the feed. Bounded.
     user_ids: moka::sync::Cache<String, String>,
 }
@@ -104,10 +110,30 @@ pub struct FeedSessions {
 impl FeedSessions {
     /// A fresh random key. Fails only if the system RNG does.
     pub fn new() -> Result<FeedSessions, aws_lc_rs::error::Unspecified> {
-        let mut secret = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut secret)?;
+        FeedSessions::from_config(&FeedConfig::default())
+    }
+
+    /// The configured keys, or a fresh random key when none is configured (then cookies are
+    /// valid on this process only). Fails only if the system RNG does.
+    pub fn from_config(config: &FeedConfig) -> Result<FeedSessions, aws_lc_rs::error::Unspecified> {
+        let key = match &config.key {
+            Some(key) => {
+                tracing::info!(key = %key.origin, previous = ?config.previous_key.as_ref().map(|k| &k.origin), "feed cookie key configured");
+                hmac::Key::new(hmac::HMAC_SHA256, key.bytes())
+            }
+            None => {
+                let mut secret = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut secret)?;
+                tracing::info!("no feed cookie key configured (feed.keyFile, OM_GATEWAY_FEED_KEY): a random one for this process; with several replicas, give them one key");
+                hmac::Key::new(hmac::HMAC_SHA256, &secret)
+            }
+        };
         Ok(FeedSessions {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            key,
+            previous_key: config
+                .previous_key
+                .as_ref()
+                .map(|previous| hmac::Key::new(hmac::HMAC_SHA256, previous.bytes())),
             user_ids: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(COOKIE_LIFETIME)
@@ -189,8 +215,11 @@ impl FeedSessions {
         let tag = URL_SAFE_NO_PAD
             .decode(tag)
             .map_err(|_| FeedError::BadCookie)?;
-        hmac::verify(&self.key, signed_text(user_id, expires_at).as_bytes(), &tag)
-            .map_err(|_| FeedError::BadCookie)?;
+        let signed = signed_text(user_id, expires_at);
+        let verifies = |key: &hmac::Key| hmac::verify(key, signed.as_bytes(), &tag).is_ok();
+        if !verifies(&self.key) && !self.previous_key.as_ref().is_some_and(verifies) {
+            return Err(FeedError::BadCookie);
+        }
         if expires_at <= now || !is_user_id(user_id) {
             return Err(FeedError::BadCookie);
         }
@@ -321,4 +350,50 @@ async fn read_bounded(mut body: UpstreamBody) -> Result<Bytes, ProxyError> {
         }
     }
     Ok(buffer.freeze())
+}
+
+// === the keys, as `config` reads them ===
+
+/// `feed`: which keys sign and verify the feed cookie.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedConfig {
+    /// Signs new cookies and verifies them; `None`: a random key per process.
+    pub key: Option<FeedKey>,
+    /// Also accepted when verifying, never used to sign: the key before a rotation.
+    pub previous_key: Option<FeedKey>,
+}
+
+/// Key bytes and where they came from. `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FeedKey {
+    bytes: Vec<u8>,
+    /// `OM_GATEWAY_FEED_KEY`, or a file and the setting that named it.
+    pub origin: String,
+    /// The file it was read from, if any.
+    pub file: Option<PathBuf>,
+}
+
+impl FeedKey {
+    pub fn new(bytes: Vec<u8>, origin: String, file: Option<PathBuf>) -> FeedKey {
+        FeedKey {
+            bytes,
+            origin,
+            file,
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for FeedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FeedKey({} bytes from {})",
+            self.bytes.len(),
+            self.origin
+        )
+    }
 }

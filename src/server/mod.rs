@@ -89,7 +89,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         Metrics::new().map_err(|error| StartError::Initialise(format!("metrics: {error}")))?,
     );
     let key_store = build_key_store(&config, &metrics)?;
-    let feed = FeedSessions::new()
+    let feed = FeedSessions::from_config(&config.feed)
         .map_err(|_| StartError::Initialise("the system random number generator failed".into()))?;
     let runtime = Runtime::new(
         config.clone(),
@@ -215,6 +215,9 @@ pub fn reload_with(gateway: &Arc<Gateway>, mut config: Config) -> Result<(), Rel
             "changed in the file; it takes effect at the next restart"
         );
     }
+    if config.feed != current.config.feed {
+        tracing::warn!("the feed cookie keys changed; they take effect at the next restart");
+    }
     config.startup = current.config.startup.clone();
     let key_store = if same_keys {
         current.key_store().clone()
@@ -223,11 +226,15 @@ pub fn reload_with(gateway: &Arc<Gateway>, mut config: Config) -> Result<(), Rel
     };
     let runtime = Runtime::new(
         Arc::new(config),
-        key_store,
+        key_store.clone(),
         gateway.metrics.clone(),
         gateway.feed_sessions().clone(),
         gateway.workers,
     )?;
+    if !same_keys {
+        // The drain view (`/keys`: each key's use, retired kids) goes on in the new store.
+        key_store.adopt_usage(current.key_store());
+    }
     gateway.replace_runtime(runtime);
     Ok(())
 }

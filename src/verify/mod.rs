@@ -185,6 +185,20 @@ impl Authenticator {
 
     /// Authenticate a raw token (also used by `inspect`).
     pub async fn authenticate_token(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let authenticated = self.authenticate_uncounted(token).await?;
+        // The drain view (`/keys`, `om-gateway keys`): which key verified it, for whom.
+        let principal = &authenticated.principal;
+        self.key_store.record_use(
+            principal.kid.as_deref(),
+            &principal.key_source,
+            &principal.name,
+            !authenticated.cache_hit,
+        );
+        Ok(authenticated)
+    }
+
+    /// The cache, else the full check.
+    async fn authenticate_uncounted(&self, token: &str) -> Result<Authenticated, AuthError> {
         let digest = TokenDigest::of(token);
         if let Some(principal) = self.cache.get(&digest) {
             self.cache_hits.inc();

@@ -105,6 +105,10 @@ pub async fn find_verifying_key(
             {
                 key_store.refetch_for_unknown_kid(issuer).await;
                 keys = key_store.keys_for_kid(kid);
+                if keys.is_empty() {
+                    // Counted only when no source publishes this kid any more (drain view).
+                    key_store.record_unknown_kid(kid);
+                }
             }
             keys
         }

@@ -14,6 +14,15 @@ struct Doctor {
 /// Run `om-gateway doctor` on a config trusting `key_urls` in front of `upstream`. The binary
 /// runs on a blocking thread so this test's servers keep answering it.
 async fn doctor(upstream: &Upstream, key_urls: &[String]) -> Doctor {
+    doctor_with_env(upstream, key_urls, &[]).await
+}
+
+/// `doctor`, with `env` set for the binary (the feed key variables are always cleared first).
+async fn doctor_with_env(upstream: &Upstream, key_urls: &[String], env: &[(&str, &str)]) -> Doctor {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
     let directory = tempfile::tempdir().unwrap();
     let config = directory.path().join("gateway.yaml");
     let urls: Vec<String> = key_urls.iter().map(|u| format!("\"{u}\"")).collect();
@@ -33,6 +42,10 @@ async fn doctor(upstream: &Upstream, key_urls: &[String]) -> Doctor {
             .env_remove("AUTHENTICATION_PUBLIC_KEYS")
             .env_remove("OM_GATEWAY_CONFIG")
             .env_remove("OM_GATEWAY_UPSTREAM_URL")
+            .env_remove("OM_GATEWAY_FEED_KEY")
+            .env_remove("OM_GATEWAY_FEED_KEY_FILE")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .envs(env)
             .output()
             .unwrap()
     })
@@ -293,4 +306,52 @@ fn key_url_lints() {
             );
         }
     }
+}
+
+/// Issue 14, part 4: without a shared feed cookie key, replicas refuse each other's cookies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_warns_when_no_feed_cookie_key_is_configured() {
+    let source = JwksServer::start(jwks(&[TestKey::rsa_a().jwk()])).await;
+    let upstream = Upstream::start().await;
+    let key = "8f2a6c1d9e0b47a3b5c6d7e8f9012345a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+    let report = doctor(&upstream, &[source.url()]).await;
+    assert_eq!(report.code, Some(0), "a warning only: {}", report.stdout);
+    let warning = warnings(&report.stdout)
+        .into_iter()
+        .find(|w| w.contains("feed cookie key"))
+        .unwrap_or_else(|| panic!("no feed key warning:\n{}", report.stdout));
+    assert!(
+        warning.contains("OM_GATEWAY_FEED_KEY") && warning.contains("replica"),
+        "{warning}"
+    );
+
+    // In Kubernetes, where deploy/ runs several replicas, the warning says so.
+    let report = doctor_with_env(
+        &upstream,
+        &[source.url()],
+        &[("KUBERNETES_SERVICE_HOST", "10.0.0.1")],
+    )
+    .await;
+    assert!(
+        warnings(&report.stdout)
+            .iter()
+            .any(|w| w.contains("feed cookie key") && w.contains("Kubernetes")),
+        "{}",
+        report.stdout
+    );
+
+    let report = doctor_with_env(&upstream, &[source.url()], &[("OM_GATEWAY_FEED_KEY", key)]).await;
+    assert!(
+        !report.stdout.contains("WARNING  feed"),
+        "{}",
+        report.stdout
+    );
+    assert!(
+        report.stdout.lines().any(|l| l.starts_with("ok")
+            && l.contains("feed cookie key: 32 bytes from OM_GATEWAY_FEED_KEY")),
+        "{}",
+        report.stdout
+    );
+    assert!(!report.stdout.contains(key), "the key is never printed");
 }

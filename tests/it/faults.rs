@@ -259,6 +259,7 @@ async fn flapping_key_source_loses_no_in_flight_request() {
                 delay: Duration::from_millis(if round % 4 == 3 { 300 } else { 0 }),
                 headers: vec![("content-type".into(), "application/json".into())],
                 drop_connection: round % 4 == 0 && round > 0,
+                gate: None,
             }
         });
         // Known-kid requests (fresh tokens, no cache) interleaved with refetch-provoking ones.

@@ -429,3 +429,173 @@ async fn issue_13_an_encoded_or_valueless_user_id_parameter_counts() {
         "a refused feed request reached the server"
     );
 }
+
+// === issue 14, part 4: replicas share the feed key ===
+
+/// 32 bytes, as `openssl rand -hex 32` would write them.
+const SHARED_KEY_HEX: &str = "8f2a6c1d9e0b47a3b5c6d7e8f9012345a1b2c3d4e5f60718293a4b5c6d7e8f90";
+/// A different key, for a rotation and for a replica configured apart.
+const NEW_KEY_HEX: &str = "0b1c2d3e4f5061728394a5b6c7d8e9f00112233445566778899aabbccddeeff0";
+
+/// The same 32 bytes as `SHARED_KEY_HEX`, in base64 (with a line break, as `openssl rand
+/// -base64` may wrap): one key, two spellings.
+fn shared_key_base64() -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..SHARED_KEY_HEX.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&SHARED_KEY_HEX[i..i + 2], 16).unwrap())
+        .collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    format!("{}\n{}\n", &encoded[..20], &encoded[20..])
+}
+
+/// A gateway in front of the feed stand-in, with `feed_yaml` appended and `env` as its
+/// environment (never the process's).
+async fn replica(base: &str, feed_yaml: &str, env: &[(&str, &str)]) -> TestGateway {
+    let mut config = crate::support::gateway::config_from(&format!("{base}{feed_yaml}"), env)
+        .unwrap_or_else(|error| panic!("valid config: {error}"));
+    let gateway = TestGateway::start_config(&mut config).await;
+    gateway.wait_ready().await;
+    gateway
+}
+
+/// The `omgw_feed=...` pair that `gateway` sets on alice's `loggedInUser` answer.
+async fn feed_cookie(gateway: &TestGateway, bearer: &str) -> String {
+    let me = raw_request(
+        gateway.proxy(),
+        "GET",
+        "/api/v1/users/loggedInUser",
+        &[("Authorization", bearer)],
+    )
+    .await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let set_cookie = me.header("set-cookie").expect("a feed cookie is set");
+    set_cookie.split(';').next().unwrap().to_string()
+}
+
+/// What the socket.io handshake for alice gets at `gateway` with `cookie` and no token.
+async fn feed_status(gateway: &TestGateway, cookie: &str) -> u16 {
+    raw_request(
+        gateway.proxy(),
+        "GET",
+        &handshake(ALICE_ID),
+        &[("Cookie", cookie)],
+    )
+    .await
+    .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_the_feed_key_accept_each_others_cookies_and_a_rotation_keeps_them() {
+    let key = TestKey::rsa_a();
+    let jwks_server = JwksServer::start(jwks(&[key.jwk()])).await;
+    let (upstream, _seen) = openmetadata().await;
+    let base = basic_yaml(&format!("http://{upstream}"), &[jwks_server.url()]);
+    let bearer = format!("Bearer {}", key.tokens().personal());
+    let directory = tempfile::tempdir().unwrap();
+    let key_file = directory.path().join("feed.key");
+    std::fs::write(&key_file, shared_key_base64()).unwrap();
+
+    // Replica A reads the shared key from feed.keyFile (base64), replica B from
+    // OM_GATEWAY_FEED_KEY (hex): the same 32 bytes.
+    let replica_a = replica(
+        &base,
+        &format!("feed:\n  keyFile: \"{}\"\n", key_file.display()),
+        &[],
+    )
+    .await;
+    let replica_b = replica(&base, "", &[("OM_GATEWAY_FEED_KEY", SHARED_KEY_HEX)]).await;
+    let other_key = replica(&base, "", &[("OM_GATEWAY_FEED_KEY", NEW_KEY_HEX)]).await;
+    let unconfigured = replica(&base, "", &[]).await;
+
+    let cookie = feed_cookie(&replica_a, &bearer).await;
+    assert_eq!(feed_status(&replica_a, &cookie).await, 200);
+    assert_eq!(
+        feed_status(&replica_b, &cookie).await,
+        200,
+        "a reconnect that lands on the other replica keeps the feed"
+    );
+    assert_eq!(feed_status(&other_key, &cookie).await, 401, "another key");
+    assert_eq!(
+        feed_status(&unconfigured, &cookie).await,
+        401,
+        "a per-process random key"
+    );
+    let from_b = feed_cookie(&replica_b, &bearer).await;
+    assert_eq!(feed_status(&replica_a, &from_b).await, 200);
+
+    // A rotation: the new key signs, the shared one (now previous) is still accepted.
+    let rotated = replica(
+        &base,
+        "",
+        &[
+            ("OM_GATEWAY_FEED_KEY", NEW_KEY_HEX),
+            (
+                "OM_GATEWAY_FEED_PREVIOUS_KEY_FILE",
+                key_file.to_str().unwrap(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        feed_status(&rotated, &cookie).await,
+        200,
+        "a cookie made with the previous key"
+    );
+    let from_rotated = feed_cookie(&rotated, &bearer).await;
+    assert_eq!(
+        feed_status(&other_key, &from_rotated).await,
+        200,
+        "cookies are now made with the new key"
+    );
+    assert_eq!(feed_status(&replica_a, &from_rotated).await, 401);
+}
+
+#[test]
+fn check_names_where_the_feed_key_comes_from_and_never_prints_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = directory.path().join("gateway.yaml");
+    std::fs::write(&config, "upstream:\n  url: http://openmetadata:8585\n").unwrap();
+    let check = |env: &[(&str, &str)]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_om-gateway"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .env_remove("OM_GATEWAY_FEED_KEY")
+            .env_remove("OM_GATEWAY_FEED_KEY_FILE")
+            .env_remove("OM_GATEWAY_FEED_PREVIOUS_KEY")
+            .env_remove("OM_GATEWAY_FEED_PREVIOUS_KEY_FILE")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let (code, stdout, _) = check(&[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("# feed cookie key: none configured"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = check(&[
+        ("OM_GATEWAY_FEED_KEY", NEW_KEY_HEX),
+        ("OM_GATEWAY_FEED_PREVIOUS_KEY", SHARED_KEY_HEX),
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("# feed cookie key: 32 bytes from OM_GATEWAY_FEED_KEY; previous key, still accepted: 32 bytes from OM_GATEWAY_FEED_PREVIOUS_KEY"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(NEW_KEY_HEX) && !stdout.contains(SHARED_KEY_HEX));
+
+    // A bad key is a configuration error (exit 2) naming the variable, not the key.
+    let (code, _, stderr) = check(&[("OM_GATEWAY_FEED_KEY", "too-short")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environment: OM_GATEWAY_FEED_KEY:") && !stderr.contains("too-short"),
+        "{stderr}"
+    );
+}

@@ -1066,3 +1066,211 @@ async fn a_kid_known_only_to_another_issuers_source_still_triggers_a_refetch() {
     assert_eq!(response.status(), 200);
     assert!(om.hits() > fetches_before, "the bound source was refetched");
 }
+
+/// Issue 14, part 1: rotation under concurrent load. A new key is published at one of two
+/// sources and a burst of requests carries tokens it signed. Every request whose kid is unknown
+/// must wait for the fetch of its sources that is in flight (a scheduled refresh included) or
+/// that it starts, so none gets 401 while the new key is on its way; and a burst still causes one
+/// fetch per source.
+mod rotation {
+    use super::*;
+
+    /// Two unbound sources (OpenMetadata's key A, an identity provider's key B as `idp-b`), a
+    /// gateway with two proxy workers in front of them, both sources loaded.
+    async fn two_sources(jwks_settings: &str) -> (JwksServer, JwksServer, Upstream, TestGateway) {
+        let openmetadata = JwksServer::start(jwks(&[TestKey::rsa_a().jwk()])).await;
+        let idp = JwksServer::start(jwks(&[TestKey::rsa_b().with_kid("idp-b").jwk()])).await;
+        let upstream = Upstream::start().await;
+        let yaml = format!(
+            "{}server:\n  workers: 2\n",
+            gateway_yaml(
+                &upstream,
+                &key_urls(&[openmetadata.url(), idp.url()]),
+                jwks_settings
+            )
+        );
+        let gateway = TestGateway::start_ready(&yaml).await;
+        let http = client();
+        eventually("both sources loaded", Duration::from_secs(5), async || {
+            admin_json(&http, &gateway, "/keys").await["keys"]
+                .as_array()
+                .map(Vec::len)
+                == Some(2)
+        })
+        .await;
+        (openmetadata, idp, upstream, gateway)
+    }
+
+    /// The key OpenMetadata rotates to: key B's material under a kid nobody has seen.
+    fn rotated_key() -> TestKey {
+        TestKey::rsa_b().with_kid("om-2026")
+    }
+
+    /// Send `count` requests at once, each with its own fresh token signed by `key`; the statuses.
+    async fn burst(gateway: &TestGateway, key: &TestKey, count: usize) -> Vec<u16> {
+        let http = client();
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..count {
+            let token = fresh_token(key, |_| {});
+            let (http, url) = (http.clone(), gateway.url("/api/v1/tables"));
+            requests.spawn(async move {
+                http.get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map(|response| response.status().as_u16())
+                    .unwrap_or(0)
+            });
+        }
+        requests.join_all().await
+    }
+
+    fn refused(statuses: &[u16]) -> usize {
+        statuses.iter().filter(|status| **status != 200).count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rotation_fifty_requests_with_a_newly_published_kid_all_pass_with_one_fetch_per_source()
+    {
+        let (openmetadata, idp, _upstream, gateway) =
+            two_sources("  refreshInterval: 10m\n  minRefreshInterval: 1s\n").await;
+        // The floor since the start-up fetches must pass before an unknown kid may cause a
+        // refetch at all: this wait is the condition under test, not a readiness wait.
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        // The answers are slow, so the fetch is in flight while the burst arrives.
+        openmetadata.update(|b| b.delay = Duration::from_millis(150));
+        idp.update(|b| b.delay = Duration::from_millis(200));
+        let new_key = rotated_key();
+        openmetadata.set_body(jwks(&[TestKey::rsa_a().jwk(), new_key.jwk()]));
+        let before = (openmetadata.hits(), idp.hits());
+
+        let statuses = burst(&gateway, &new_key, 50).await;
+
+        assert_eq!(
+            refused(&statuses),
+            0,
+            "every request waited for the fetch that brought its key: {statuses:?}"
+        );
+        assert_eq!(
+            (openmetadata.hits() - before.0, idp.hits() - before.1),
+            (1, 1),
+            "one fetch per source, shared by the 50 requests"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rotation_fifty_requests_during_a_scheduled_refresh_wait_for_it() {
+        // refreshInterval 2s: the scheduled refresh comes 1.8–2 s after the start-up fetch.
+        let (openmetadata, idp, _upstream, gateway) =
+            two_sources("  refreshInterval: 2s\n  minRefreshInterval: 1s\n").await;
+        let new_key = rotated_key();
+        openmetadata.set_body(jwks(&[TestKey::rsa_a().jwk(), new_key.jwk()]));
+        idp.update(|b| b.delay = Duration::from_millis(200));
+        // The scheduled fetch is held open at the server until every request of the burst is
+        // inside the gateway, so the burst surely meets it in flight.
+        let gate = openmetadata.hold();
+        let before = (openmetadata.hits(), idp.hits());
+        eventually(
+            "the scheduled refresh to reach the source",
+            Duration::from_secs(5),
+            async || openmetadata.hits() > before.0,
+        )
+        .await;
+
+        let requests = tokio::spawn({
+            let (gateway_url, new_key) = (gateway.url(""), new_key.clone());
+            async move {
+                let http = client();
+                let mut requests = tokio::task::JoinSet::new();
+                for _ in 0..50 {
+                    let token = fresh_token(&new_key, |_| {});
+                    let (http, url) = (http.clone(), format!("{gateway_url}/api/v1/tables"));
+                    requests.spawn(async move {
+                        http.get(url)
+                            .bearer_auth(token)
+                            .send()
+                            .await
+                            .map(|response| response.status().as_u16())
+                            .unwrap_or(0)
+                    });
+                }
+                requests.join_all().await
+            }
+        });
+        eventually(
+            "all 50 requests to be in flight, or answered",
+            Duration::from_secs(10),
+            async || {
+                gateway
+                    .metrics()
+                    .await
+                    .value("om_gateway_inflight_requests", &[])
+                    == Some(50.0)
+                    || requests.is_finished()
+            },
+        )
+        .await;
+        gate.open();
+        let statuses = requests.await.unwrap();
+
+        assert_eq!(
+            refused(&statuses),
+            0,
+            "every request waited for the scheduled refresh in flight: {statuses:?}"
+        );
+        assert_eq!(
+            (openmetadata.hits() - before.0, idp.hits() - before.1),
+            (1, 1),
+            "the scheduled refresh was the burst's fetch of its source; one fetch of the other"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rotation_an_unknown_kid_flood_fetches_each_source_at_most_once_per_floor() {
+        let floor = Duration::from_millis(500);
+        let (openmetadata, idp, _upstream, gateway) =
+            two_sources("  refreshInterval: 10m\n  minRefreshInterval: 500ms\n").await;
+        tokio::time::sleep(floor + Duration::from_millis(50)).await; // past the start-up floor
+        openmetadata.update(|b| b.delay = Duration::from_millis(150));
+        idp.update(|b| b.delay = Duration::from_millis(200));
+        let before = (openmetadata.hits(), idp.hits());
+
+        // Eight clients send tokens with kids that no source will ever publish, for a while.
+        let started = Instant::now();
+        let flood_for = Duration::from_millis(1600);
+        let mut clients = tokio::task::JoinSet::new();
+        for client_number in 0..8 {
+            let url = gateway.url("/api/v1/tables");
+            clients.spawn(async move {
+                let http = client();
+                let mut statuses = Vec::new();
+                for request_number in 0.. {
+                    if started.elapsed() >= flood_for {
+                        break;
+                    }
+                    let token = fresh_token(&TestKey::rsa_a(), |r| {
+                        r.kid = Some(format!("never-{client_number}-{request_number}"));
+                    });
+                    let status = http.get(&url).bearer_auth(token).send().await.unwrap();
+                    statuses.push(status.status().as_u16());
+                }
+                statuses
+            });
+        }
+        let statuses: Vec<u16> = clients.join_all().await.into_iter().flatten().collect();
+        let elapsed = started.elapsed();
+
+        assert!(statuses.iter().all(|status| *status == 401), "{statuses:?}");
+        // Fetches of one source start at least floor + answer time apart (the floor counts from
+        // the end of a fetch), so in `elapsed` there can be at most 1 + elapsed / floor of them.
+        let most = 1 + (elapsed.as_millis() / floor.as_millis()) as usize;
+        let fetched = (openmetadata.hits() - before.0, idp.hits() - before.1);
+        for (name, count) in [("openmetadata", fetched.0), ("idp", fetched.1)] {
+            assert!(
+                (2..=most).contains(&count),
+                "{name}: {count} fetches during a {elapsed:?} flood of {} requests; expected 2..={most} (once, then again after the floor)",
+                statuses.len()
+            );
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod support;
 mod bypass;
 mod data_path;
 mod doctor;
+mod drain;
 mod faults;
 mod feed;
 mod forward_auth;

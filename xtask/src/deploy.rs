@@ -139,6 +139,7 @@ const CONFIG_KEYS: &[(&str, &[&str])] = &[
     ("defaultPublicPaths", &[]),
     ("routes", &[]),
     ("defaultRoute", &[]),
+    ("feed", &["keyFile", "previousKeyFile"]),
 ];
 
 // ------------------------------------------------------------------ the tree
@@ -832,11 +833,49 @@ impl Checker {
                 );
             }
         }
+        if gw.sidecar {
+            self.check_feed_key(gw, c);
+        }
         if has_http_probe && is_loopback(admin_listen) {
             self.problem(
                 file,
                 format!("{what}: the admin listener is {admin_listen}; kubelet probes connect to the pod IP, so set OM_GATEWAY_ADMIN_LISTEN=0.0.0.0:<port>"),
             );
+        }
+    }
+
+    /// Issue 14: a gateway in proxy mode next to OpenMetadata issues feed cookies; with more
+    /// than one OpenMetadata pod, every sidecar must share the key, from a Secret (never a
+    /// literal in a manifest).
+    fn check_feed_key(&mut self, gw: &Gateway, c: &Map<String, Value>) {
+        let file = gw.file.as_str();
+        let what = gw.what.as_str();
+        let entry = c
+            .get("env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|e| {
+                matches!(
+                    e.get("name").and_then(Value::as_str),
+                    Some("OM_GATEWAY_FEED_KEY" | "OM_GATEWAY_FEED_KEY_FILE")
+                )
+            });
+        match entry {
+            None => self.problem(
+                file,
+                format!("{what}: no OM_GATEWAY_FEED_KEY from a Secret: each replica would draw its own feed cookie key, and a feed reconnect on another pod gets 401"),
+            ),
+            Some(e)
+                if e.get("name").and_then(Value::as_str) == Some("OM_GATEWAY_FEED_KEY")
+                    && e.pointer("/valueFrom/secretKeyRef/name").is_none() =>
+            {
+                self.problem(
+                    file,
+                    format!("{what}: OM_GATEWAY_FEED_KEY must come from a Secret (valueFrom.secretKeyRef), never a value written in a manifest"),
+                )
+            }
+            Some(_) => {}
         }
     }
 
@@ -2077,6 +2116,8 @@ mod tests {
         let alerts = "prometheus/alerts.yaml";
         let dockerfile = "docker/Dockerfile";
         let sidecar_service = "kubernetes/overlays/sidecar/service-patch.yaml";
+        let sidecar = "kubernetes/overlays/sidecar/deployment-sidecar-patch.yaml";
+        let helm = "kubernetes/helm/openmetadata-values-sidecar.yaml";
 
         break_file(&root, ext_auth, "path: /readyz", "path: /status");
         break_file(
@@ -2119,8 +2160,22 @@ mod tests {
              stringData:\n  AUTHENTICATION_PUBLIC_KEY_URLS: \"[http://x/jwks]\"\n",
         )
         .expect("write the Secret");
+        break_file(
+            &root,
+            sidecar,
+            "- name: OM_GATEWAY_FEED_KEY\n",
+            "- name: OM_GATEWAY_FEED_KEY_UNUSED\n",
+        );
+        break_file(
+            &root,
+            helm,
+            "valueFrom:\n          secretKeyRef:\n            name: om-gateway-feed-key\n            key: key\n            optional: true\n",
+            "value: c2VjcmV0IGluIGEgbWFuaWZlc3Q=\n",
+        );
 
         let problems = check_deploy_tree(&root, &contract());
+        assert_named(&problems, sidecar, "no OM_GATEWAY_FEED_KEY");
+        assert_named(&problems, helm, "must come from a Secret");
         assert_named(&problems, ext_auth, "AUTHENTICATION_PUBLIC_KEY_URLS");
         assert_named(&problems, ext_auth, "/status");
         assert_named(&problems, ext_auth, "OM_GATEWAY_LISTN");

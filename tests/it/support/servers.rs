@@ -23,6 +23,19 @@ pub struct JwksBehaviour {
     /// Close the connection without answering: new connections at accept, kept-alive ones at
     /// their next request.
     pub drop_connection: bool,
+    /// When set, every answer waits until the gate opens (see [`JwksServer::hold`]): a fetch the
+    /// test can keep in flight for as long as it needs, instead of guessing a delay.
+    pub gate: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Opens a [`JwksServer`] held by [`JwksServer::hold`].
+pub struct Gate(tokio::sync::watch::Sender<bool>);
+
+impl Gate {
+    /// Let every held answer (and every later one) go.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 pub struct JwksServer {
@@ -40,6 +53,7 @@ impl JwksServer {
             delay: Duration::ZERO,
             headers: vec![("content-type".into(), "application/json".into())],
             drop_connection: false,
+            gate: None,
         }));
         let hits = Arc::new(AtomicUsize::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -66,6 +80,9 @@ impl JwksServer {
                                 // A connection kept alive from an earlier fetch: a service
                                 // error makes hyper close it without an answer.
                                 return Err(std::io::Error::other("dropping the connection"));
+                            }
+                            if let Some(mut gate) = current.gate.clone() {
+                                let _ = gate.wait_for(|open| *open).await;
                             }
                             tokio::time::sleep(current.delay).await;
                             let mut response =
@@ -122,6 +139,13 @@ impl JwksServer {
 
     pub fn set_body(&self, body: String) {
         self.update(|b| b.body = body);
+    }
+
+    /// From now on, answers (already counted in `hits`) wait until the returned gate opens.
+    pub fn hold(&self) -> Gate {
+        let (sender, receiver) = tokio::sync::watch::channel(false);
+        self.update(|b| b.gate = Some(receiver));
+        Gate(sender)
     }
 }
 
