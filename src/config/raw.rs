@@ -1,12 +1,14 @@
 //! The configuration file as written: serde structs with camelCase keys, unknown keys rejected.
 //!
 //! Nothing here interprets a value; `validate.rs` turns a `RawConfig` into a typed `Config`.
-//! Every field is optional so that defaults and environment overrides can fill the gaps.
+//! Every field is optional so that defaults and environment overrides can fill the gaps. The
+//! structs also serialise, so `provenance.rs` can list which keys an input set (no secret is ever
+//! held here: the follow token is a file path, or an environment variable read in `validate.rs`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawConfig {
     pub server: Option<RawServer>,
@@ -24,7 +26,7 @@ pub struct RawConfig {
 }
 
 /// How the gateway relates to the OpenMetadata server it protects.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawOpenMetadata {
     /// Trust the key OpenMetadata signs its bot and personal access tokens with (default true).
@@ -35,9 +37,24 @@ pub struct RawOpenMetadata {
     pub key_id: Option<String>,
     /// `jwtTokenConfiguration.rsapublicKeyFilePath` (`RSA_PUBLIC_KEY_FILE_PATH`).
     pub public_key_file: Option<String>,
+    /// Read the server's published security settings and follow them (default: on when no key
+    /// source is configured explicitly).
+    pub follow_server_config: Option<bool>,
+    /// How often the server's settings are read again (default 60s).
+    pub follow_interval: Option<String>,
+    /// A credential for the admin-only `/api/v1/system/security/config`.
+    pub follow_token: Option<RawFollowToken>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+/// `openmetadata.followToken`: where the bearer token for the admin endpoint is read from. The
+/// token itself never sits in the configuration file (`OM_GATEWAY_FOLLOW_TOKEN` is the other way).
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawFollowToken {
+    pub token_file: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<String>,
@@ -54,7 +71,7 @@ pub struct RawServer {
     pub workers: Option<u64>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawServerTls {
     pub cert_file: Option<String>,
@@ -62,7 +79,7 @@ pub struct RawServerTls {
     pub reload_interval: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: Option<String>,
@@ -73,14 +90,14 @@ pub struct RawUpstream {
     pub pool_max_idle_per_host: Option<u64>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawUpstreamTls {
     pub ca_file: Option<String>,
     pub insecure_skip_verify: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawAuthentication {
     pub provider: Option<String>,
@@ -97,7 +114,7 @@ pub struct RawAuthentication {
     pub roles_claim: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawKeySource {
     pub url: String,
@@ -107,21 +124,21 @@ pub struct RawKeySource {
 }
 
 /// `publicKeyFiles` entries: a bare path, or `{file, kid}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RawKeyFile {
     Path(String),
     WithKid(RawKeyFileWithKid),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawKeyFileWithKid {
     pub file: String,
     pub kid: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawAuthorizer {
     pub admin_principals: Option<Vec<String>>,
@@ -131,7 +148,7 @@ pub struct RawAuthorizer {
     pub use_roles_from_provider: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawJwks {
     pub refresh_interval: Option<String>,
@@ -140,20 +157,20 @@ pub struct RawJwks {
     pub max_stale: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawTokenCache {
     pub max_entries: Option<u64>,
     pub ttl: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawForwardAuth {
     pub path: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawRoute {
     pub name: Option<String>,
@@ -163,14 +180,14 @@ pub struct RawRoute {
     pub deny: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawDefaultRoute {
     pub require: Option<RawRequire>,
     pub deny: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawMatch {
     pub path: Option<String>,
@@ -179,7 +196,7 @@ pub struct RawMatch {
     pub methods: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawRequire {
     pub is_bot: Option<bool>,
@@ -192,7 +209,7 @@ pub struct RawRequire {
 }
 
 /// A `claims` requirement: one accepted value or a list of them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RawClaimValue {
     Many(Vec<serde_json::Value>),
