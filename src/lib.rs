@@ -9,6 +9,7 @@ pub mod causes;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod follow;
 pub mod judge;
 pub mod jwks;
 pub mod metrics;

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub config_reloads_total: IntCounterVec,
     pub config_last_reload_success: Gauge,
+    pub server_config_reads_total: IntCounterVec,
+    pub server_config_last_success_timestamp_seconds: Gauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -126,6 +128,17 @@ impl Metrics {
             config_last_reload_success: register!(Gauge::new(
                 "om_gateway_config_last_reload_success",
                 "1 when the last reload succeeded (or none happened), 0 when it failed."
+            )),
+            server_config_reads_total: register!(IntCounterVec::new(
+                Opts::new(
+                    "om_gateway_server_config_reads_total",
+                    "Reads of OpenMetadata's published security settings, by result."
+                ),
+                &["result"]
+            )),
+            server_config_last_success_timestamp_seconds: register!(Gauge::new(
+                "om_gateway_server_config_last_success_timestamp_seconds",
+                "Unix time of the last good read of OpenMetadata's published settings (0: none yet)."
             )),
             registry,
         };

@@ -8,6 +8,7 @@ mod deploy;
 mod doctor;
 mod faults;
 mod feed;
+mod follow;
 mod forward_auth;
 mod fuzz_replay;
 mod hostile;

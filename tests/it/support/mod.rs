@@ -10,6 +10,7 @@
 
 pub mod gateway;
 pub mod keys;
+pub mod openmetadata;
 pub mod raw;
 pub mod servers;
 pub mod sockets;
