@@ -114,7 +114,7 @@ fn route_value(route: &RouteRule) -> Value {
         PathMatch::Regex(regex) => {
             matcher.insert("pathRegex".into(), json!(regex.as_str()));
         }
-        PathMatch::Any | PathMatch::OutsideApi => {}
+        PathMatch::Any | PathMatch::WebUi => {}
     }
     if let Some(methods) = &route.methods {
         matcher.insert(

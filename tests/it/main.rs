@@ -15,6 +15,7 @@ mod hostile;
 mod inspect;
 mod jwks;
 mod lifecycle;
+mod mcp;
 mod one_judge;
 mod policy;
 mod properties;
