@@ -561,3 +561,170 @@ async fn a_reload_keeps_the_servers_settings_and_explicit_values_win() {
         (200, Some("alice".into()))
     );
 }
+
+// === check and doctor ===
+
+/// Run the binary with `args` on a blocking thread (so the stand-in keeps answering it).
+async fn binary(args: &[&str], config: &std::path::Path, env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_om-gateway"));
+    command.args(args).arg("--config").arg(config);
+    for name in [
+        "AUTHENTICATION_PUBLIC_KEYS",
+        "OM_GATEWAY_CONFIG",
+        "OM_GATEWAY_UPSTREAM_URL",
+        "OM_GATEWAY_FOLLOW_TOKEN",
+        "AUTHORIZER_PRINCIPAL_DOMAIN",
+        "AUTHENTICATION_JWT_PRINCIPAL_CLAIMS",
+    ] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_shows_where_each_effective_value_came_from() {
+    let stand_in = StandIn::start(public_script(&["upn"], "server.org")).await;
+    let directory = tempfile::tempdir().unwrap();
+    let config = directory.path().join("gateway.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream:\n  url: {}\nauthorizerConfiguration:\n  enforcePrincipalDomain: true\n",
+            stand_in.url()
+        ),
+    )
+    .unwrap();
+    let (code, output) = binary(
+        &["check"],
+        &config,
+        &[("AUTHORIZER_ADMIN_PRINCIPALS", "[root]")],
+    )
+    .await;
+    assert_eq!(code, 0, "{output}");
+    // The effective values, the server's included...
+    assert!(output.contains("principalDomain: server.org"), "{output}");
+    assert!(output.contains("- upn"), "{output}");
+    // ...and each one's origin.
+    for line in [
+        "#   authenticationConfiguration.jwtPrincipalClaims: server /api/v1/system/config/auth",
+        "#   authorizerConfiguration.principalDomain: server /api/v1/system/config/authorizer",
+        "#   authorizerConfiguration.enforcePrincipalDomain: file",
+        "#   authorizerConfiguration.adminPrincipals: env AUTHORIZER_ADMIN_PRINCIPALS",
+        "#   upstream.url: file",
+        "#   every other key: default",
+    ] {
+        assert!(output.contains(line), "missing `{line}` in:\n{output}");
+    }
+
+    // A server that cannot be read: the file's values, and why.
+    stand_in.update(|script| {
+        script.authorizer = Answer::Raw {
+            status: 502,
+            content_type: "text/html",
+            body: b"<html>bad gateway</html>".to_vec(),
+        }
+    });
+    let (code, output) = binary(&["check"], &config, &[]).await;
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("principalDomain: open-metadata.org"),
+        "{output}"
+    );
+    assert!(
+        output.contains("# OpenMetadata's published settings were not applied:")
+            && output.contains("HTTP status 502"),
+        "{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_prints_each_difference_from_the_servers_settings() {
+    let key = TestKey::rsa_a();
+    let keys = JwksServer::start(jwks(&[key.jwk()])).await;
+    let stand_in = StandIn::start(Script {
+        security: Answer::Json(json!({
+            "authenticationConfiguration": {"publicKeyUrls": [keys.url(), "https://idp.example.com/jwks"], "jwtPrincipalClaims": ["email"]},
+            "authorizerConfiguration": {"principalDomain": "server.org", "adminPrincipals": ["admin", "boss"], "enforcePrincipalDomain": false, "allowedDomains": []},
+        })),
+        ..public_script(&["email"], "server.org")
+    })
+    .await;
+    let directory = tempfile::tempdir().unwrap();
+    let config = directory.path().join("gateway.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream:\n  url: {}\nauthenticationConfiguration:\n  publicKeyUrls: [ \"{}\" ]\nauthorizerConfiguration:\n  principalDomain: file.org\nopenmetadata:\n  trustServerKey: false\njwks:\n  fetchTimeout: 2s\n",
+            stand_in.url(),
+            keys.url()
+        ),
+    )
+    .unwrap();
+    let (code, output) = binary(
+        &["doctor"],
+        &config,
+        &[("OM_GATEWAY_FOLLOW_TOKEN", "bot-token")],
+    )
+    .await;
+    assert_eq!(code, 0, "{output}");
+    let drift: Vec<&str> = output
+        .lines()
+        .filter(|line| line.starts_with("WARNING") && line.contains("drift"))
+        .collect();
+    // Claims (default vs email), key URLs, domain, admins; enforcePrincipalDomain and
+    // allowedDomains agree.
+    assert_eq!(drift.len(), 4, "{output}");
+    assert!(
+        drift.iter().any(
+            |line| line.contains("authorizerConfiguration.principalDomain")
+                && line.contains("file.org")
+                && line.contains("server.org")
+                && line.contains("explicitly")
+        ),
+        "{output}"
+    );
+    assert!(
+        drift.iter().any(
+            |line| line.contains("authenticationConfiguration.publicKeyUrls")
+                && line.contains("https://idp.example.com/jwks")
+        ),
+        "{output}"
+    );
+    assert!(
+        drift.iter().any(
+            |line| line.contains("authorizerConfiguration.adminPrincipals")
+                && line.contains("boss")
+                && line.contains("following is off")
+        ),
+        "{output}"
+    );
+    assert!(!output.contains("bot-token"), "{output}");
+
+    // An unreadable answer is reported, not a failure of the gateway's own configuration.
+    stand_in.update(|script| {
+        script.auth = Answer::Raw {
+            status: 200,
+            content_type: "text/html",
+            body: b"<html>sign in</html>".to_vec(),
+        }
+    });
+    let (code, output) = binary(&["doctor"], &config, &[]).await;
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("OpenMetadata's published settings") && output.contains("not JSON"),
+        "{output}"
+    );
+}
