@@ -125,11 +125,16 @@ struct Following {
 }
 
 async fn following(script: Script, authorizer_extra: &str) -> Following {
+    following_with(script, authorizer_extra, "2s").await
+}
+
+/// `following` with `jwks.fetchTimeout` (which also bounds each settings read) set.
+async fn following_with(script: Script, authorizer_extra: &str, fetch_timeout: &str) -> Following {
     let key = TestKey::rsa_a();
     let keys = JwksServer::start(jwks(&[key.jwk()])).await;
     let stand_in = StandIn::start(script).await;
     let yaml = format!(
-        "upstream:\n  url: {}\nauthenticationConfiguration:\n  publicKeyUrls: [ \"{}\" ]\nauthorizerConfiguration:\n  enforcePrincipalDomain: true\n{authorizer_extra}openmetadata:\n  trustServerKey: false\n  followServerConfig: true\n  followInterval: 200ms\njwks:\n  minRefreshInterval: 1s\n  fetchTimeout: 2s\n",
+        "upstream:\n  url: {}\nauthenticationConfiguration:\n  publicKeyUrls: [ \"{}\" ]\nauthorizerConfiguration:\n  enforcePrincipalDomain: true\n{authorizer_extra}openmetadata:\n  trustServerKey: false\n  followServerConfig: true\n  followInterval: 200ms\njwks:\n  minRefreshInterval: 1s\n  fetchTimeout: {fetch_timeout}\n",
         stand_in.url(),
         keys.url()
     );
@@ -491,19 +496,22 @@ async fn revalidates_with_the_etag_the_server_sent() {
 
 #[tokio::test]
 async fn startup_does_not_wait_for_the_server() {
-    let setup = following(
+    // The first read hangs (60 s, allowed 30 s): a start that waited for it would return with
+    // the read failed, not still loading.
+    let setup = following_with(
         Script {
             auth: Answer::Slow(Duration::from_secs(60), public_auth(&["upn"])),
             ..public_script(&["upn"], "a.org")
         },
         "  principalDomain: file.org\n",
+        "30s",
     )
     .await;
     // Ready (keys loaded) and serving with the file's settings while the server hangs.
     let (gateway, stand_in) = (&setup.gateway, &setup.stand_in);
     let readyz = readyz(gateway).await;
     assert_eq!(readyz["status"], "ready", "{readyz}");
-    assert_ne!(readyz["serverConfig"]["state"], "ok", "{readyz}");
+    assert_eq!(readyz["serverConfig"]["state"], "loading", "{readyz}");
     let file_user = person(&setup.key, "frank@file.org", "f@file.org");
     assert_eq!(
         call(gateway, stand_in, &file_user).await,
@@ -727,4 +735,65 @@ async fn doctor_prints_each_difference_from_the_servers_settings() {
         output.contains("OpenMetadata's published settings") && output.contains("not JSON"),
         "{output}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_follow_token_never_reaches_the_logs() {
+    let secret = "follow-secret-0123456789";
+    let stand_in = StandIn::start(Script {
+        admin_token: secret.into(),
+        security: Answer::Json(json!({
+            "authenticationConfiguration": {"jwtPrincipalClaims": ["email"]},
+            "authorizerConfiguration": {"principalDomain": "a.org"},
+        })),
+        ..public_script(&["email"], "a.org")
+    })
+    .await;
+    let directory = tempfile::tempdir().unwrap();
+    let config = directory.path().join("gateway.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  listen: 127.0.0.1:0\n  adminListen: 127.0.0.1:0\nupstream:\n  url: {}\nopenmetadata:\n  trustServerKey: false\n  followInterval: 200ms\n",
+            stand_in.url()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_om-gateway"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("OM_GATEWAY_CONFIG")
+        .env_remove("AUTHENTICATION_PUBLIC_KEYS")
+        .env("OM_GATEWAY_FOLLOW_TOKEN", secret)
+        .env("OM_GATEWAY_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("two good reads of the admin endpoint", async || {
+        stand_in.seen_at(SECURITY).len() >= 2
+    })
+    .await;
+    // Now a refused credential, logged with its reason.
+    stand_in.update(|script| script.admin_token = "another".into());
+    let seen = stand_in.seen_at(SECURITY).len();
+    eventually("two refused reads", async || {
+        stand_in.seen_at(SECURITY).len() >= seen + 2
+    })
+    .await;
+    child.kill().unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        logs.contains("following OpenMetadata's published settings"),
+        "{logs}"
+    );
+    assert!(logs.contains("the follow credential was refused"), "{logs}");
+    assert!(!logs.contains(secret), "the token is in the logs:\n{logs}");
 }
