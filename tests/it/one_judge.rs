@@ -137,10 +137,9 @@ async fn proxy_forward_auth_and_inspect_give_the_same_verdict() {
         let proxy = proxy_status(&setup, method, target, token.as_deref()).await;
         let forward_auth = forward_auth_status(&setup, method, target, token.as_deref()).await;
         // `inspect` takes a token; without one it has nothing to explain.
-        let inspect = match token {
-            Some(token) => Some(inspect_status(&setup, method, target, token)),
-            None => None,
-        };
+        let inspect = token
+            .as_ref()
+            .map(|token| inspect_status(&setup, method, target, token));
         seen.insert(proxy);
         if proxy != forward_auth || inspect.is_some_and(|status| status != proxy) {
             mismatches.push(format!(
