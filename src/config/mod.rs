@@ -6,6 +6,7 @@
 //! running server's published settings are layered in (`published`, which `follow` calls).
 //! Leaves to `policy` the meaning of routes it compiles.
 
+mod drift;
 pub mod duration;
 pub mod env;
 pub mod lines;

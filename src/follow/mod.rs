@@ -16,6 +16,7 @@
 
 pub mod documents;
 pub mod read;
+mod status;
 
 use crate::config::published::{
     PublishedSettings, AUTHORIZER_ENDPOINT, AUTH_ENDPOINT, SECURITY_ENDPOINT,
@@ -23,9 +24,10 @@ use crate::config::published::{
 use crate::config::{Config, UpstreamConfig};
 use crate::metrics::Metrics;
 use read::{Fetched, ReadError};
+use status::{changed_keys, unix_seconds, Status};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Swaps a new configuration in, as a SIGHUP reload does (`server` implements it).
 pub trait Apply: Send + Sync {
@@ -48,18 +50,6 @@ struct State {
     cache: HashMap<&'static str, (Option<String>, PublishedSettings)>,
     client: Option<(ClientKey, reqwest::Client)>,
     status: Status,
-}
-
-/// What `/readyz` and `doctor` show.
-#[derive(Debug, Clone, Default)]
-struct Status {
-    attempts: u64,
-    last_attempt: Option<SystemTime>,
-    last_success: Option<SystemTime>,
-    last_error: Option<String>,
-    consecutive_failures: u64,
-    /// Endpoint → the last read's result word.
-    endpoints: Vec<(&'static str, &'static str)>,
 }
 
 /// The upstream settings a client was built for; a reload that changes them gets a new client.
@@ -276,32 +266,11 @@ impl Follower {
     /// The follower's state for `/readyz`: never a credential, never a whole document.
     pub fn status_json(&self) -> serde_json::Value {
         let state = self.state();
-        let follow = &state.base.follow;
-        let status = &state.status;
-        let word = if !follow.enabled {
-            "disabled"
-        } else if status.last_error.is_some() {
-            "failing"
-        } else if status.last_success.is_some() {
-            "ok"
-        } else {
-            "loading"
-        };
-        serde_json::json!({
-            "enabled": follow.enabled,
-            "state": word,
-            "upstream": redact_userinfo(&base_url(&state.base.upstream), &state.base.upstream),
-            "interval": crate::config::duration::format_duration(follow.interval),
-            "credential": follow.token.as_ref().map(|token| token.describe()),
-            "lastAttempt": status.last_attempt.map(unix_seconds),
-            "lastSuccess": status.last_success.map(unix_seconds),
-            "lastError": status.last_error,
-            "consecutiveFailures": status.consecutive_failures,
-            "endpoints": status.endpoints.iter().map(|(endpoint, result)| serde_json::json!({
-                "path": endpoint, "lastResult": result,
-                "etag": state.cache.get(endpoint).is_some_and(|(etag, _)| etag.is_some()),
-            })).collect::<Vec<_>>(),
-            "applied": applied_json(&state.applied),
+        status::to_json(&state.base, &state.status, &state.applied, |endpoint| {
+            state
+                .cache
+                .get(endpoint)
+                .is_some_and(|(etag, _)| etag.is_some())
         })
     }
 }
@@ -437,12 +406,12 @@ async fn read_all(
     Ok(outcomes)
 }
 
-fn base_url(upstream: &UpstreamConfig) -> String {
+pub(crate) fn base_url(upstream: &UpstreamConfig) -> String {
     upstream.url.to_string().trim_end_matches('/').to_string()
 }
 
 /// Replace the upstream URL's userinfo (`user:password@`) wherever `text` repeats it.
-fn redact_userinfo(text: &str, upstream: &UpstreamConfig) -> String {
+pub(crate) fn redact_userinfo(text: &str, upstream: &UpstreamConfig) -> String {
     match upstream
         .url
         .authority()
@@ -467,56 +436,4 @@ fn error_endpoint(error: &ReadError) -> Option<&'static str> {
         ReadError::Credential(_) => Some(SECURITY_ENDPOINT),
         ReadError::InvalidValues(_) | ReadError::ApplyFailed(_) => None,
     }
-}
-
-fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
-}
-
-/// The published values in effect, by key, with the endpoint each came from.
-fn applied_json(settings: &PublishedSettings) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    let mut put = |key: &str, value: serde_json::Value, endpoint: &str| {
-        map.insert(
-            key.to_string(),
-            serde_json::json!({"value": value, "endpoint": endpoint}),
-        );
-    };
-    macro_rules! each {
-        ($($field:ident => $key:literal),*) => {
-            $(if let Some(published) = &settings.$field {
-                put($key, serde_json::json!(published.value), published.endpoint);
-            })*
-        };
-    }
-    each!(
-        principal_claims => "authenticationConfiguration.jwtPrincipalClaims",
-        principal_claims_mapping => "authenticationConfiguration.jwtPrincipalClaimsMapping",
-        public_key_urls => "authenticationConfiguration.publicKeyUrls",
-        authority => "authenticationConfiguration.authority",
-        client_id => "authenticationConfiguration.clientId",
-        principal_domain => "authorizerConfiguration.principalDomain",
-        enforce_principal_domain => "authorizerConfiguration.enforcePrincipalDomain",
-        allowed_domains => "authorizerConfiguration.allowedDomains",
-        admin_principals => "authorizerConfiguration.adminPrincipals",
-        use_roles_from_provider => "authorizerConfiguration.useRolesFromProvider"
-    );
-    serde_json::Value::Object(map)
-}
-
-/// The keys whose published value changed, for the log line.
-fn changed_keys(before: &PublishedSettings, after: &PublishedSettings) -> Vec<String> {
-    let (before, after) = (applied_json(before), applied_json(after));
-    let keys: std::collections::BTreeSet<&String> = before
-        .as_object()
-        .into_iter()
-        .chain(after.as_object())
-        .flat_map(|map| map.keys())
-        .collect();
-    keys.into_iter()
-        .filter(|key| before.get(key.as_str()) != after.get(key.as_str()))
-        .cloned()
-        .collect()
 }
