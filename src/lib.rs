@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod follow;
 pub mod judge;
 pub mod jwks;
 pub mod metrics;

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub config_reloads_total: IntCounterVec,
     pub config_last_reload_success: Gauge,
     pub revocation_checks_total: IntCounterVec,
+    pub server_config_reads_total: IntCounterVec,
+    pub server_config_last_success_timestamp_seconds: Gauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -155,6 +157,17 @@ impl Metrics {
                 ),
                 &["result"]
             )),
+            server_config_reads_total: register!(IntCounterVec::new(
+                Opts::new(
+                    "om_gateway_server_config_reads_total",
+                    "Reads of OpenMetadata's published security settings, by result."
+                ),
+                &["result"]
+            )),
+            server_config_last_success_timestamp_seconds: register!(Gauge::new(
+                "om_gateway_server_config_last_success_timestamp_seconds",
+                "Unix time of the last good read of OpenMetadata's published settings (0: none yet)."
+            )),
             registry,
         };
         metrics
@@ -238,8 +251,10 @@ impl Metrics {
             revocation_checks_total,
             token_verifications_total,
             retired_kid_presentations_total,
+            server_config_reads_total,
+            server_config_last_success_timestamp_seconds,
         } = self;
-        let all: [(&dyn Collector, MetricKind); 16] = [
+        let all: [(&dyn Collector, MetricKind); 18] = [
             (requests_total, MetricKind::Counter),
             (request_duration_seconds, MetricKind::Histogram),
             (upstream_duration_seconds, MetricKind::Histogram),
@@ -256,6 +271,11 @@ impl Metrics {
             (revocation_checks_total, MetricKind::Counter),
             (token_verifications_total, MetricKind::Counter),
             (retired_kid_presentations_total, MetricKind::Counter),
+            (server_config_reads_total, MetricKind::Counter),
+            (
+                server_config_last_success_timestamp_seconds,
+                MetricKind::Gauge,
+            ),
         ];
         all.iter()
             .flat_map(|(collector, kind)| {

@@ -15,4 +15,9 @@ pub trait AdminState: Send + Sync {
     fn metrics(&self) -> &Metrics;
     /// True once SIGTERM started the drain: `/readyz` answers 503.
     fn is_draining(&self) -> bool;
+    /// Following OpenMetadata's published settings: the state `/readyz` shows (informational;
+    /// it never makes the gateway unready).
+    fn server_config(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }

@@ -51,7 +51,10 @@ fn readiness(gateway: &dyn AdminState) -> Response<Full<Bytes>> {
     } else {
         "waiting for keys"
     };
-    json_response(status, &json!({ "status": state, "keySources": sources }))
+    json_response(
+        status,
+        &json!({ "status": state, "keySources": sources, "serverConfig": gateway.server_config() }),
+    )
 }
 
 fn keys(gateway: &dyn AdminState) -> Response<Full<Bytes>> {

@@ -1,4 +1,6 @@
-//! `om-gateway check`: validate, then print the effective configuration as YAML.
+//! `om-gateway check`: validate, then print the effective configuration as YAML, followed by
+//! a comment naming where each value came from. When the gateway would follow OpenMetadata's
+//! published settings, they are read once and layered in, as the running gateway would.
 
 use super::{report_config_error, ConfigArgs, EXIT_OK};
 use crate::config::duration::format_duration;
@@ -9,11 +11,73 @@ use serde_json::{json, Value};
 pub fn check(args: ConfigArgs) -> i32 {
     match args.load() {
         Ok(config) => {
+            let (config, note) = with_server_settings(config);
             print!("{}", effective_yaml(&config));
+            println!("{note}");
+            print!("{}", provenance_comment(&config));
             EXIT_OK
         }
         Err(error) => report_config_error(&error),
     }
+}
+
+/// The configuration as a running gateway would have it once it read the server's settings,
+/// and a comment line saying what happened. A server that cannot be read is reported, never an
+/// error of the configuration (the gateway would serve with the file's values meanwhile).
+fn with_server_settings(config: Config) -> (Config, String) {
+    if !config.follow.enabled {
+        return (
+            config,
+            "# Following OpenMetadata's published settings: off (openmetadata.followServerConfig)."
+                .into(),
+        );
+    }
+    let Ok(runtime) = super::runtime() else {
+        return (
+            config,
+            "# OpenMetadata's published settings were not read (no runtime).".into(),
+        );
+    };
+    let upstream = redact_url(&config.upstream.url.to_string());
+    match runtime.block_on(crate::follow::read_once(&config)) {
+        Ok(snapshot) => match config.with_published(&snapshot.settings) {
+            Ok(layered) => {
+                let mut note = format!(
+                    "# OpenMetadata's published settings read from {upstream} ({}) and applied.",
+                    snapshot.endpoints.join(", ")
+                );
+                if let Some(reason) = snapshot.admin_skipped {
+                    note.push_str(&format!(
+                        "\n# The admin-only /api/v1/system/security/config was not read: {reason}."
+                    ));
+                }
+                (layered, note)
+            }
+            Err(error) => (
+                config,
+                format!(
+                    "# OpenMetadata's published settings were not applied: {}",
+                    error.to_string().replace('\n', "; ")
+                ),
+            ),
+        },
+        Err(error) => (
+            config,
+            format!("# OpenMetadata's published settings were not applied: {error}"),
+        ),
+    }
+}
+
+/// `# key: origin` for every value some input set; the rest are defaults.
+fn provenance_comment(config: &Config) -> String {
+    let mut text = String::from(
+        "# Where each value came from (file, env, openmetadata.yaml, server, default):\n",
+    );
+    for (key, origin) in config.provenance.iter() {
+        text.push_str(&format!("#   {key}: {origin}\n"));
+    }
+    text.push_str("#   every other key: default\n");
+    text
 }
 
 /// The configuration after defaults and overrides, in the file's own shape.
@@ -111,6 +175,14 @@ fn effective_value(config: &Config) -> Value {
             "jwtIssuer": config.openmetadata.issuer,
             "keyId": config.openmetadata.key_id,
             "publicKeyFile": config.openmetadata.public_key_file,
+            "followServerConfig": config.follow.enabled,
+            "followInterval": format_duration(config.follow.interval),
+            // A token from OM_GATEWAY_FOLLOW_TOKEN is never printed; the provenance comment
+            // names the variable.
+            "followToken": match &config.follow.token {
+                Some(crate::config::FollowToken::File(path)) => json!({"tokenFile": path}),
+                _ => Value::Null,
+            },
         },
         "jwks": {
             "refreshInterval": format_duration(config.jwks.refresh_interval),
@@ -143,7 +215,7 @@ fn route_value(route: &RouteRule) -> Value {
         PathMatch::Regex(regex) => {
             matcher.insert("pathRegex".into(), json!(regex.as_str()));
         }
-        PathMatch::Any | PathMatch::OutsideApi => {}
+        PathMatch::Any | PathMatch::WebUi => {}
     }
     if let Some(methods) = &route.methods {
         matcher.insert(

@@ -135,7 +135,57 @@ pub async fn examine(config: &Config, in_container: bool) -> Findings {
         );
     }
     probe_upstream(config, &mut findings).await;
+    compare_with_server(config, &mut findings).await;
     findings
+}
+
+/// Read OpenMetadata's published settings and print each value that differs from the gateway's
+/// (from its file, environment and openmetadata.yaml, before any following). Differences and an
+/// unreadable server are warnings: the gateway still serves with its own values.
+async fn compare_with_server(config: &Config, findings: &mut Findings) {
+    let following = config.follow.enabled;
+    let snapshot = match crate::follow::read_once(config).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            let message = format!("OpenMetadata's published settings: cannot be read: {error}");
+            if following {
+                findings.warnings.push(format!(
+                    "{message}; a running gateway keeps its own values meanwhile"
+                ));
+            } else {
+                findings.notes.push(message);
+            }
+            return;
+        }
+    };
+    let differences = crate::config::published::drift(config, &snapshot.settings);
+    for difference in &differences {
+        let what_happens = if difference.origin.is_explicit() {
+            "the gateway keeps its own value (set explicitly)".to_string()
+        } else if following {
+            "a running gateway follows the server".to_string()
+        } else {
+            "following is off (openmetadata.followServerConfig), so the gateway keeps its own"
+                .to_string()
+        };
+        findings.warnings.push(format!(
+            "drift: {}: gateway {} ({}), server {} ({}); {what_happens}",
+            difference.key,
+            difference.gateway,
+            difference.origin,
+            difference.server,
+            difference.endpoint
+        ));
+    }
+    if differences.is_empty() {
+        findings.notes.push(format!(
+            "OpenMetadata's published settings ({}): no difference from the gateway's",
+            snapshot.endpoints.join(", ")
+        ));
+    }
+    if let Some(reason) = snapshot.admin_skipped {
+        findings.notes.push(format!("the admin-only /api/v1/system/security/config was not read ({reason}): publicKeyUrls, enforcePrincipalDomain, allowedDomains and adminPrincipals not compared"));
+    }
 }
 
 async fn probe_upstream(config: &Config, findings: &mut Findings) {

@@ -60,7 +60,88 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "JWT_ISSUER",
     "JWT_KEY_ID",
     "RSA_PUBLIC_KEY_FILE_PATH",
+    "OM_GATEWAY_FOLLOW_TOKEN",
 ];
+
+/// The key each override variable sets, and whether an empty value still sets it (two lists may
+/// be emptied on purpose). `provenance.rs` names these variables as a value's origin; a unit test
+/// checks this table against `apply_overrides`.
+pub const OVERRIDES: &[(&str, &str, bool)] = &[
+    ("OM_GATEWAY_LISTEN", "server.listen", false),
+    ("OM_GATEWAY_ADMIN_LISTEN", "server.adminListen", false),
+    ("OM_GATEWAY_LOG_FORMAT", "server.logFormat", false),
+    ("OM_GATEWAY_UPSTREAM_URL", "upstream.url", false),
+    (
+        "AUTHENTICATION_PROVIDER",
+        "authenticationConfiguration.provider",
+        false,
+    ),
+    (
+        "AUTHENTICATION_PUBLIC_KEYS",
+        "authenticationConfiguration.publicKeyUrls",
+        false,
+    ),
+    (
+        "AUTHENTICATION_JWT_PRINCIPAL_CLAIMS",
+        "authenticationConfiguration.jwtPrincipalClaims",
+        false,
+    ),
+    (
+        "AUTHENTICATION_JWT_PRINCIPAL_CLAIMS_MAPPING",
+        "authenticationConfiguration.jwtPrincipalClaimsMapping",
+        true,
+    ),
+    (
+        "AUTHENTICATION_TOKEN_VALIDATION_ALGORITHM",
+        "authenticationConfiguration.tokenValidationAlgorithm",
+        false,
+    ),
+    (
+        "AUTHORIZER_ADMIN_PRINCIPALS",
+        "authorizerConfiguration.adminPrincipals",
+        false,
+    ),
+    (
+        "AUTHORIZER_PRINCIPAL_DOMAIN",
+        "authorizerConfiguration.principalDomain",
+        false,
+    ),
+    (
+        "AUTHORIZER_ENFORCE_PRINCIPAL_DOMAIN",
+        "authorizerConfiguration.enforcePrincipalDomain",
+        false,
+    ),
+    (
+        "AUTHORIZER_ALLOWED_DOMAINS",
+        "authorizerConfiguration.allowedDomains",
+        true,
+    ),
+    (
+        "AUTHORIZER_USE_ROLES_FROM_PROVIDER",
+        "authorizerConfiguration.useRolesFromProvider",
+        false,
+    ),
+    ("JWT_ISSUER", "openmetadata.jwtIssuer", false),
+    ("JWT_KEY_ID", "openmetadata.keyId", false),
+    (
+        "RSA_PUBLIC_KEY_FILE_PATH",
+        "openmetadata.publicKeyFile",
+        false,
+    ),
+];
+
+/// The variables of `OVERRIDES` set in `environment`, with the key each sets.
+pub fn overridden_keys(environment: &dyn Environment) -> Vec<(&'static str, &'static str)> {
+    OVERRIDES
+        .iter()
+        .filter(|(name, _, empty_counts)| {
+            environment
+                .var(name)
+                .is_some_and(|value| *empty_counts || !value.trim().is_empty())
+        })
+        .map(|(name, key, _)| (*name, *key))
+        .collect()
+}
 
 /// Parse a list the way OpenMetadata's docker images write them: `[a, b]`, or a plain `a,b`.
 /// Quotes around items are removed; empty items dropped.

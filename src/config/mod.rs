@@ -1,14 +1,19 @@
 //! Configuration: the YAML file, OpenMetadata's own openmetadata.yaml, environment variables,
 //! merged, validated and typed once at load.
 //!
-//! Owns: `Config` (what the rest of the gateway reads) and `ConfigError` (every problem, each with
-//! file, line, key path and reason). Leaves to `policy` the meaning of routes it compiles.
+//! Owns: `Config` (what the rest of the gateway reads), `ConfigError` (every problem, each with
+//! file, line, key path and reason), where each value came from (`provenance`), and how the
+//! running server's published settings are layered in (`published`, which `follow` calls).
+//! Leaves to `policy` the meaning of routes it compiles.
 
+mod drift;
 pub mod duration;
 pub mod env;
 pub mod feed_key;
 pub mod lines;
 pub mod openmetadata;
+pub mod provenance;
+pub mod published;
 pub mod raw;
 mod settings;
 mod validate;
@@ -28,6 +33,8 @@ pub use crate::telemetry::LogFormat;
 pub use crate::verify::ExpiryPolicy;
 pub use env::{Environment, ProcessEnvironment, KNOWN_VARIABLES};
 pub use feed_key::{FeedConfig, FeedKey};
+pub use provenance::{Origin, Provenance};
+pub use published::PublishedSettings;
 
 /// The validated configuration. Built only by [`load`]; the request path never parses strings.
 #[derive(Debug, Clone)]
@@ -51,6 +58,102 @@ pub struct Config {
     pub openmetadata_file: Option<PathBuf>,
     pub openmetadata: OpenMetadataConfig,
     pub revocation: crate::revocation::RevocationSettings,
+    /// Following the running server's published security settings (`openmetadata.follow*`).
+    pub follow: FollowConfig,
+    /// Where each value came from.
+    pub provenance: Provenance,
+    /// What this configuration was built from, so the server's settings can be layered in
+    /// (`Config::with_published`) exactly as a load would build them.
+    pub(crate) layers: std::sync::Arc<validate::Layers>,
+}
+
+/// How the gateway follows the OpenMetadata server's published settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowConfig {
+    /// `openmetadata.followServerConfig`; when unset, on exactly when no key source (publicKeyUrls,
+    /// keySources, publicKeyFiles) is set in the gateway's file or environment.
+    pub enabled: bool,
+    /// `openmetadata.followInterval` (default 60s).
+    pub interval: Duration,
+    /// A credential for the admin-only `/api/v1/system/security/config`.
+    pub token: Option<FollowToken>,
+}
+
+/// Where the follow credential comes from. Read again before every use, so a rotated file is
+/// picked up without a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowToken {
+    File(PathBuf),
+    /// `OM_GATEWAY_FOLLOW_TOKEN`.
+    Env(Secret),
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Why the follow credential could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowTokenError {
+    #[error("cannot read the follow token file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the follow token file {0} is empty")]
+    Empty(PathBuf),
+}
+
+impl FollowToken {
+    /// The bearer token, read now (a file is read on every call).
+    pub fn read(&self) -> Result<Secret, FollowTokenError> {
+        match self {
+            FollowToken::Env(secret) => Ok(secret.clone()),
+            FollowToken::File(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| FollowTokenError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let token = text.trim();
+                let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
+                if token.is_empty() {
+                    return Err(FollowTokenError::Empty(path.clone()));
+                }
+                Ok(Secret::new(token))
+            }
+        }
+    }
+
+    /// Where it comes from, for messages (never the token).
+    pub fn describe(&self) -> String {
+        match self {
+            FollowToken::File(path) => format!("file {}", path.display()),
+            FollowToken::Env(_) => "env OM_GATEWAY_FOLLOW_TOKEN".into(),
+        }
+    }
 }
 
 /// OpenMetadata's own signing identity (`jwtTokenConfiguration`) and whether its key is trusted.

@@ -1,12 +1,14 @@
 //! The configuration file as written: serde structs with camelCase keys, unknown keys rejected.
 //!
 //! Nothing here interprets a value; `validate.rs` turns a `RawConfig` into a typed `Config`.
-//! Every field is optional so that defaults and environment overrides can fill the gaps.
+//! Every field is optional so that defaults and environment overrides can fill the gaps. The
+//! structs also serialise, so `provenance.rs` can list which keys an input set (no secret is ever
+//! held here: the follow token is a file path, or an environment variable read in `validate.rs`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawConfig {
     pub server: Option<RawServer>,
@@ -26,7 +28,7 @@ pub struct RawConfig {
 }
 
 /// The opt-in check that OpenMetadata still accepts a verified token.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawRevocationCheck {
     pub enabled: Option<bool>,
@@ -38,7 +40,7 @@ pub struct RawRevocationCheck {
 }
 
 /// How the gateway relates to the OpenMetadata server it protects.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawOpenMetadata {
     /// Trust the key OpenMetadata signs its bot and personal access tokens with (default true).
@@ -49,11 +51,18 @@ pub struct RawOpenMetadata {
     pub key_id: Option<String>,
     /// `jwtTokenConfiguration.rsapublicKeyFilePath` (`RSA_PUBLIC_KEY_FILE_PATH`).
     pub public_key_file: Option<String>,
+    /// Read the server's published security settings and follow them (default: on when no key
+    /// source is configured explicitly).
+    pub follow_server_config: Option<bool>,
+    /// How often the server's settings are read again (default 60s).
+    pub follow_interval: Option<String>,
+    /// A credential for the admin-only `/api/v1/system/security/config`.
+    pub follow_token: Option<RawFollowToken>,
 }
 
 /// `feed`: the activity feed's cookie keys, as files. Keys can also come from the environment
 /// (`OM_GATEWAY_FEED_KEY`, `OM_GATEWAY_FEED_KEY_FILE` and their `PREVIOUS` twins), never inline.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawFeed {
     pub key_file: Option<String>,
@@ -65,7 +74,15 @@ pub struct RawFeed {
     pub previous_key_from_environment: Option<super::feed_key::EnvironmentKey>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+/// `openmetadata.followToken`: where the bearer token for the admin endpoint is read from. The
+/// token itself never sits in the configuration file (`OM_GATEWAY_FOLLOW_TOKEN` is the other way).
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawFollowToken {
+    pub token_file: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<String>,
@@ -83,7 +100,7 @@ pub struct RawServer {
     pub websocket_paths: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawServerTls {
     pub cert_file: Option<String>,
@@ -91,7 +108,7 @@ pub struct RawServerTls {
     pub reload_interval: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: Option<String>,
@@ -102,14 +119,14 @@ pub struct RawUpstream {
     pub pool_max_idle_per_host: Option<u64>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawUpstreamTls {
     pub ca_file: Option<String>,
     pub insecure_skip_verify: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawAuthentication {
     pub provider: Option<String>,
@@ -126,7 +143,7 @@ pub struct RawAuthentication {
     pub roles_claim: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawKeySource {
     pub url: String,
@@ -136,21 +153,21 @@ pub struct RawKeySource {
 }
 
 /// `publicKeyFiles` entries: a bare path, or `{file, kid}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RawKeyFile {
     Path(String),
     WithKid(RawKeyFileWithKid),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawKeyFileWithKid {
     pub file: String,
     pub kid: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawAuthorizer {
     pub admin_principals: Option<Vec<String>>,
@@ -160,7 +177,7 @@ pub struct RawAuthorizer {
     pub use_roles_from_provider: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawJwks {
     pub refresh_interval: Option<String>,
@@ -169,20 +186,20 @@ pub struct RawJwks {
     pub max_stale: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawTokenCache {
     pub max_entries: Option<u64>,
     pub ttl: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawForwardAuth {
     pub path: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawRoute {
     pub name: Option<String>,
@@ -192,14 +209,14 @@ pub struct RawRoute {
     pub deny: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawDefaultRoute {
     pub require: Option<RawRequire>,
     pub deny: Option<bool>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawMatch {
     pub path: Option<String>,
@@ -208,7 +225,7 @@ pub struct RawMatch {
     pub methods: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawRequire {
     pub is_bot: Option<bool>,
@@ -221,7 +238,7 @@ pub struct RawRequire {
 }
 
 /// A `claims` requirement: one accepted value or a list of them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RawClaimValue {
     Many(Vec<serde_json::Value>),

@@ -644,3 +644,397 @@ fn the_feed_key_comes_from_a_file_or_the_environment_and_is_checked() {
         "{debug}"
     );
 }
+
+// === Provenance and the server's published settings (issue 15) ===
+
+fn load_both(
+    yaml: &str,
+    openmetadata_yaml: &str,
+    environment: &[(&str, &str)],
+) -> Result<Config, ConfigError> {
+    load(LoadInput {
+        gateway_file: Some(ConfigText {
+            name: "gateway.yaml".into(),
+            text: yaml.into(),
+        }),
+        openmetadata_file: Some(ConfigText {
+            name: "openmetadata.yaml".into(),
+            text: openmetadata_yaml.into(),
+        }),
+        environment: &env(environment),
+    })
+}
+
+fn published<T>(value: T, endpoint: &'static str) -> Option<published::Published<T>> {
+    Some(published::Published { value, endpoint })
+}
+
+#[test]
+fn each_value_names_the_input_it_came_from() {
+    let config = load_both(
+        "authorizerConfiguration:\n  principalDomain: file.org\nroutes: []\n",
+        "authenticationConfiguration:\n  jwtPrincipalClaims: [sub]\n",
+        &[("AUTHORIZER_ADMIN_PRINCIPALS", "[root]")],
+    )
+    .unwrap();
+    let origin = |key: &str| config.provenance.origin(key);
+    assert_eq!(
+        origin("authorizerConfiguration.principalDomain"),
+        Origin::File
+    );
+    assert_eq!(origin("routes"), Origin::File);
+    assert_eq!(
+        origin("authenticationConfiguration.jwtPrincipalClaims"),
+        Origin::OpenMetadataYaml
+    );
+    assert_eq!(
+        origin("authorizerConfiguration.adminPrincipals"),
+        Origin::Env("AUTHORIZER_ADMIN_PRINCIPALS")
+    );
+    assert_eq!(origin("jwks.refreshInterval"), Origin::Default);
+    assert!(Origin::File.is_explicit() && Origin::Env("X").is_explicit());
+    assert!(!Origin::OpenMetadataYaml.is_explicit() && !Origin::Default.is_explicit());
+}
+
+#[test]
+fn the_override_table_names_the_key_each_variable_sets() {
+    for (variable, key, _) in env::OVERRIDES {
+        let value = match *variable {
+            "OM_GATEWAY_LISTEN" | "OM_GATEWAY_ADMIN_LISTEN" => "127.0.0.1:1",
+            "OM_GATEWAY_UPSTREAM_URL" => "http://om:1",
+            "OM_GATEWAY_LOG_FORMAT" => "text",
+            "AUTHENTICATION_TOKEN_VALIDATION_ALGORITHM" => "RS384",
+            name if name.contains("ENFORCE") || name.contains("USE_ROLES") => "true",
+            _ => "[a, b]",
+        };
+        let mut raw = raw::RawConfig::default();
+        let problems = env::apply_overrides(&mut raw, &env(&[(variable, value)]));
+        assert!(problems.is_empty(), "{variable}: {problems:?}");
+        let set: Vec<String> = provenance::set_keys(&raw)
+            .into_iter()
+            .filter(|set_key| {
+                // apply_overrides creates these blocks empty; only values count.
+                !set_key.is_empty()
+            })
+            .collect();
+        assert_eq!(set, [key.to_string()], "{variable}");
+    }
+    let environment = env(&[
+        ("AUTHORIZER_ALLOWED_DOMAINS", ""),
+        ("AUTHORIZER_PRINCIPAL_DOMAIN", " "),
+    ]);
+    assert_eq!(
+        env::overridden_keys(&environment),
+        [(
+            "AUTHORIZER_ALLOWED_DOMAINS",
+            "authorizerConfiguration.allowedDomains"
+        )]
+    );
+}
+
+#[test]
+fn following_is_on_by_default_only_without_an_explicit_key_source() {
+    let on = |yaml: &str, environment: &[(&str, &str)]| {
+        load_yaml(yaml, environment).unwrap().follow.enabled
+    };
+    assert!(on("", &[]));
+    assert!(on(
+        "authorizerConfiguration:\n  principalDomain: a.org\n",
+        &[]
+    ));
+    assert!(!on(
+        "authenticationConfiguration:\n  publicKeyUrls: [ \"https://idp/jwks\" ]\n",
+        &[]
+    ));
+    assert!(!on(
+        "authenticationConfiguration:\n  keySources: [ { url: \"https://idp/jwks\" } ]\n",
+        &[]
+    ));
+    assert!(!on(
+        "",
+        &[("AUTHENTICATION_PUBLIC_KEYS", "https://idp/jwks")]
+    ));
+    assert!(on(
+        "authenticationConfiguration:\n  publicKeyUrls: [ \"https://idp/jwks\" ]\nopenmetadata:\n  followServerConfig: true\n",
+        &[]
+    ));
+    assert!(!on("openmetadata:\n  followServerConfig: false\n", &[]));
+    // openmetadata.yaml's key URLs are the server's seed values: the server's own settings win.
+    let config = load_both(
+        "",
+        "authenticationConfiguration:\n  publicKeyUrls: [ \"https://idp/jwks\" ]\n",
+        &[],
+    )
+    .unwrap();
+    assert!(config.follow.enabled);
+    let config = load_yaml("", &[]).unwrap();
+    assert_eq!(config.follow.interval, Duration::from_secs(60));
+    assert_eq!(config.follow.token, None);
+}
+
+#[test]
+fn the_follow_token_comes_from_a_file_or_the_environment_and_never_prints() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("token");
+    std::fs::write(&path, "Bearer abc.def.ghi\n").unwrap();
+    let yaml = format!(
+        "openmetadata:\n  followInterval: 200ms\n  followToken:\n    tokenFile: {}\n",
+        path.display()
+    );
+    let config = load_yaml(&yaml, &[]).unwrap();
+    assert_eq!(config.follow.interval, Duration::from_millis(200));
+    let token = config.follow.token.clone().unwrap();
+    assert_eq!(token.read().unwrap().expose(), "abc.def.ghi");
+    let config = load_yaml(&yaml, &[("OM_GATEWAY_FOLLOW_TOKEN", "from-env")]).unwrap();
+    assert_eq!(
+        config
+            .follow
+            .token
+            .as_ref()
+            .unwrap()
+            .read()
+            .unwrap()
+            .expose(),
+        "from-env"
+    );
+    assert!(!format!("{config:?}").contains("from-env"));
+    assert_eq!(
+        config.provenance.origin("openmetadata.followToken"),
+        Origin::Env("OM_GATEWAY_FOLLOW_TOKEN")
+    );
+    let error = load_yaml(
+        "openmetadata:\n  followInterval: 0s\n  followToken:\n    tokenFile: /nonexistent/token\n",
+        &[],
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "openmetadata.followToken.tokenFile",
+            "openmetadata.followInterval"
+        ],
+        "{error}"
+    );
+}
+
+#[test]
+fn published_values_fill_in_only_what_the_operator_left_unset() {
+    let base = load_both(
+        "authorizerConfiguration:\n  principalDomain: file.org\n",
+        "authorizerConfiguration:\n  allowedDomains: [ yaml.org ]\n",
+        &[("AUTHORIZER_ADMIN_PRINCIPALS", "[root]")],
+    )
+    .unwrap();
+    let settings = PublishedSettings {
+        principal_claims: published(vec!["Preferred_Username".into()], published::AUTH_ENDPOINT),
+        principal_domain: published("server.org".into(), published::AUTHORIZER_ENDPOINT),
+        allowed_domains: published(vec!["server.org".into()], published::SECURITY_ENDPOINT),
+        admin_principals: published(vec!["boss".into()], published::SECURITY_ENDPOINT),
+        enforce_principal_domain: published(true, published::SECURITY_ENDPOINT),
+        ..PublishedSettings::default()
+    };
+    let layered = base.with_published(&settings).unwrap();
+    assert_eq!(layered.auth.principal_claims, ["preferred_username"]);
+    assert_eq!(layered.authorizer.principal_domain, "file.org", "file wins");
+    assert_eq!(layered.authorizer.admin_principals, ["root"], "env wins");
+    assert_eq!(
+        layered.authorizer.allowed_domains,
+        ["server.org"],
+        "the server beats its own seed"
+    );
+    assert!(layered.authorizer.enforce_principal_domain);
+    assert_eq!(
+        layered
+            .provenance
+            .origin("authenticationConfiguration.jwtPrincipalClaims"),
+        Origin::Server(published::AUTH_ENDPOINT)
+    );
+    // The base keeps its own values, so the next answer is layered onto the same base.
+    assert_eq!(
+        base.auth.principal_claims,
+        ["email", "preferred_username", "sub"]
+    );
+    let again = layered
+        .with_published(&PublishedSettings::default())
+        .unwrap();
+    assert_eq!(
+        again.auth.principal_claims,
+        ["email", "preferred_username", "sub"]
+    );
+    let drift = published::drift(&base, &settings);
+    let keys: Vec<(&str, Origin)> = drift.iter().map(|d| (d.key, d.origin.clone())).collect();
+    assert_eq!(
+        keys,
+        [
+            (
+                "authenticationConfiguration.jwtPrincipalClaims",
+                Origin::Default
+            ),
+            ("authorizerConfiguration.principalDomain", Origin::File),
+            (
+                "authorizerConfiguration.enforcePrincipalDomain",
+                Origin::Default
+            ),
+            (
+                "authorizerConfiguration.allowedDomains",
+                Origin::OpenMetadataYaml
+            ),
+            (
+                "authorizerConfiguration.adminPrincipals",
+                Origin::Env("AUTHORIZER_ADMIN_PRINCIPALS")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn published_values_that_fail_validation_are_refused_naming_the_endpoint() {
+    let base = load_yaml("", &[]).unwrap();
+    let check = |settings: PublishedSettings, key: &str| {
+        let error = base.with_published(&settings).unwrap_err();
+        let problem = &error.problems[0];
+        assert_eq!(problem.key, key, "{error}");
+        assert!(
+            problem
+                .file
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("server /api/v1/system/"),
+            "{error}"
+        );
+    };
+    check(
+        PublishedSettings {
+            principal_claims: published(vec![], published::AUTH_ENDPOINT),
+            ..Default::default()
+        },
+        "authenticationConfiguration.jwtPrincipalClaims",
+    );
+    check(
+        PublishedSettings {
+            principal_claims_mapping: published(
+                vec!["username:sub".into()],
+                published::AUTH_ENDPOINT,
+            ),
+            ..Default::default()
+        },
+        "authenticationConfiguration.jwtPrincipalClaimsMapping",
+    );
+    check(
+        PublishedSettings {
+            principal_domain: published("".into(), published::AUTHORIZER_ENDPOINT),
+            ..Default::default()
+        },
+        "authorizerConfiguration.principalDomain",
+    );
+    check(
+        PublishedSettings {
+            public_key_urls: published(
+                vec!["file:///etc/keys".into()],
+                published::SECURITY_ENDPOINT,
+            ),
+            ..Default::default()
+        },
+        "authenticationConfiguration.publicKeyUrls[0]",
+    );
+    check(
+        PublishedSettings {
+            allowed_domains: published(vec!["a.org\r\nX: y".into()], published::SECURITY_ENDPOINT),
+            ..Default::default()
+        },
+        "authorizerConfiguration.allowedDomains[0]",
+    );
+}
+
+#[test]
+fn sso_key_sources_bind_to_the_published_authority_and_client_id() {
+    let base = load_yaml("upstream:\n  url: http://om:8585\n", &[]).unwrap();
+    let settings = PublishedSettings {
+        public_key_urls: published(
+            vec![
+                "https://www.googleapis.com/oauth2/v3/certs".into(),
+                "http://localhost:8585/api/v1/system/config/jwks".into(),
+            ],
+            published::SECURITY_ENDPOINT,
+        ),
+        authority: published(
+            "https://accounts.google.com".into(),
+            published::AUTH_ENDPOINT,
+        ),
+        client_id: published(
+            "123.apps.googleusercontent.com".into(),
+            published::AUTH_ENDPOINT,
+        ),
+        ..Default::default()
+    };
+    let layered = base.with_published(&settings).unwrap();
+    let sources: Vec<(&str, &[String], &[String])> = layered
+        .auth
+        .key_sources
+        .iter()
+        .map(|s| (s.url.as_str(), s.issuers.as_slice(), s.audiences.as_slice()))
+        .collect();
+    assert_eq!(sources.len(), 2, "{sources:?}");
+    assert_eq!(sources[0].0, "https://www.googleapis.com/oauth2/v3/certs");
+    assert!(sources[0]
+        .1
+        .contains(&"https://accounts.google.com".to_string()));
+    assert!(sources[0].1.contains(&"accounts.google.com".to_string()));
+    assert_eq!(sources[0].2, ["123.apps.googleusercontent.com".to_string()]);
+    // OpenMetadata's own key, at the gateway's upstream address, bound to OpenMetadata's issuer.
+    assert_eq!(sources[1].0, "http://om:8585/api/v1/system/config/jwks");
+    assert_eq!(sources[1].1, ["open-metadata.org".to_string()]);
+    assert!(sources[1].2.is_empty());
+
+    // An explicit keySources entry keeps its own binding.
+    let base = load_yaml(
+        "openmetadata:\n  followServerConfig: true\nauthenticationConfiguration:\n  keySources: [ { url: \"https://idp/jwks\", issuers: [ mine ] } ]\n",
+        &[],
+    )
+    .unwrap();
+    let layered = base.with_published(&settings).unwrap();
+    assert_eq!(layered.auth.key_sources[0].issuers, ["mine".to_string()]);
+    assert!(layered.auth.key_sources[0].audiences.is_empty());
+}
+
+#[test]
+fn issuers_follow_each_providers_spelling_of_its_authority() {
+    fn check(authority: &str, expected: &[&str]) {
+        assert_eq!(
+            published::issuers_for_authority(authority),
+            expected,
+            "{authority}"
+        );
+    }
+    check(
+        "https://dev-1.okta.com/oauth2/default",
+        &[
+            "https://dev-1.okta.com/oauth2/default",
+            "https://dev-1.okta.com/oauth2/default/",
+        ],
+    );
+    check(
+        "https://tenant.auth0.com/",
+        &["https://tenant.auth0.com", "https://tenant.auth0.com/"],
+    );
+    check(
+        "https://accounts.google.com",
+        &[
+            "https://accounts.google.com",
+            "https://accounts.google.com/",
+            "https://accounts.google.com",
+            "accounts.google.com",
+        ],
+    );
+    check(
+        "https://login.microsoftonline.com/t-1",
+        &[
+            "https://login.microsoftonline.com/t-1",
+            "https://login.microsoftonline.com/t-1/",
+            "https://login.microsoftonline.com/t-1/v2.0",
+            "https://sts.windows.net/t-1/",
+        ],
+    );
+    check("  ", &[]);
+}

@@ -21,13 +21,40 @@ struct Problems {
     /// Keys set by OpenMetadata's file rather than ours: reported against that file.
     openmetadata_name: Option<String>,
     openmetadata_keys: HashSet<&'static str>,
+    /// Keys the running server published (`Config::with_published`): reported against the
+    /// endpoint that published them.
+    published: Vec<(String, &'static str)>,
     problems: Vec<ConfigProblem>,
+}
+
+/// What a `Config` was built from: the merged raw configuration (file, openmetadata.yaml,
+/// environment) and how to name the inputs in messages. `Config::with_published` builds from a
+/// copy of it with the server's settings filled in, through the same `build`.
+#[derive(Debug)]
+pub(crate) struct Layers {
+    pub(super) raw: RawConfig,
+    pub(super) provenance: Provenance,
+    file_name: Option<String>,
+    openmetadata_name: Option<String>,
+    openmetadata_keys: HashSet<&'static str>,
+    /// `OM_GATEWAY_FOLLOW_TOKEN`, read with the rest of the environment.
+    env_token: Option<Secret>,
 }
 
 impl Problems {
     fn add(&mut self, key: &str, message: impl Into<String>) {
         let block = key.split(['.', '[']).take(2).collect::<Vec<_>>().join(".");
-        let (file, position) = if self.openmetadata_keys.contains(block.as_str()) {
+        let published = self
+            .published
+            .iter()
+            .find(|(_, published_key)| {
+                key.strip_prefix(published_key)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            })
+            .map(|(endpoint, _)| endpoint.clone());
+        let (file, position) = if let Some(endpoint) = published {
+            (Some(endpoint), None)
+        } else if self.openmetadata_keys.contains(block.as_str()) {
             (self.openmetadata_name.clone(), None)
         } else {
             (self.file_name.clone(), self.index.locate(key))
@@ -123,11 +150,14 @@ pub(super) fn load(input: LoadInput<'_>) -> Result<Config, ConfigError> {
         ),
         None => (RawConfig::default(), None, LineIndex::default()),
     };
+    let mut provenance = Provenance::default();
+    provenance.record_set_keys(&raw, &Origin::File);
     let mut problems = Problems {
         file_name,
         index,
         openmetadata_name: None,
         openmetadata_keys: HashSet::new(),
+        published: Vec::new(),
         problems: Vec::new(),
     };
     if let Some(file) = &input.openmetadata_file {
@@ -135,17 +165,81 @@ pub(super) fn load(input: LoadInput<'_>) -> Result<Config, ConfigError> {
         let server = super::openmetadata::read(&file.name, &file.text, environment)
             .map_err(|problems| ConfigError { problems })?;
         merge_openmetadata(&mut raw, server, &mut problems.openmetadata_keys);
+        for key in &problems.openmetadata_keys {
+            provenance.set(
+                gateway_key_of_openmetadata_key(key),
+                Origin::OpenMetadataYaml,
+            );
+        }
     }
     problems
         .problems
         .extend(apply_overrides(&mut raw, environment));
-    let config = build(raw, &mut problems);
+    for (variable, key) in super::env::overridden_keys(environment) {
+        provenance.set(key, Origin::Env(variable));
+    }
+    let env_token = environment
+        .var("OM_GATEWAY_FOLLOW_TOKEN")
+        .map(|token| token.trim().to_string())
+        .filter(|token| !token.is_empty())
+        .map(Secret::new);
+    if env_token.is_some() {
+        provenance.set(
+            "openmetadata.followToken",
+            Origin::Env("OM_GATEWAY_FOLLOW_TOKEN"),
+        );
+    }
+    let layers = std::sync::Arc::new(Layers {
+        raw: raw.clone(),
+        provenance: provenance.clone(),
+        file_name: problems.file_name.clone(),
+        openmetadata_name: problems.openmetadata_name.clone(),
+        openmetadata_keys: problems.openmetadata_keys.clone(),
+        env_token,
+    });
+    let config = build(raw, provenance, layers, &mut problems);
     if problems.problems.is_empty() {
         Ok(config)
     } else {
         Err(ConfigError {
             problems: problems.problems,
         })
+    }
+}
+
+/// Build again from `raw` (the base layers with the server's published values filled in): the
+/// same checks as a load, with problems in a published key reported against its endpoint.
+pub(super) fn rebuild(
+    layers: &std::sync::Arc<Layers>,
+    raw: RawConfig,
+    provenance: Provenance,
+    published: Vec<(String, &'static str)>,
+) -> Result<Config, ConfigError> {
+    let mut problems = Problems {
+        file_name: layers.file_name.clone(),
+        index: LineIndex::default(),
+        openmetadata_name: layers.openmetadata_name.clone(),
+        openmetadata_keys: layers.openmetadata_keys.clone(),
+        published,
+        problems: Vec::new(),
+    };
+    let config = build(raw, provenance, layers.clone(), &mut problems);
+    if problems.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError {
+            problems: problems.problems,
+        })
+    }
+}
+
+/// `merge_openmetadata` names jwtTokenConfiguration's keys as openmetadata.yaml spells them.
+fn gateway_key_of_openmetadata_key(key: &str) -> &str {
+    match key {
+        "jwtTokenConfiguration.jwtissuer" => "openmetadata.jwtIssuer",
+        "jwtTokenConfiguration.keyId" => "openmetadata.keyId",
+        "jwtTokenConfiguration.rsapublicKeyFilePath" => "openmetadata.publicKeyFile",
+        other => other,
     }
 }
 
@@ -239,10 +333,22 @@ fn merge_openmetadata(
     }
 }
 
-fn build(raw: RawConfig, problems: &mut Problems) -> Config {
+fn build(
+    raw: RawConfig,
+    provenance: Provenance,
+    layers: std::sync::Arc<Layers>,
+    problems: &mut Problems,
+) -> Config {
     let (startup, server) = build_server(raw.server.unwrap_or_default(), problems);
     let upstream = build_upstream(raw.upstream.unwrap_or_default(), problems);
-    let openmetadata = build_openmetadata(raw.openmetadata.unwrap_or_default());
+    let raw_openmetadata = raw.openmetadata.unwrap_or_default();
+    let follow = build_follow(
+        &raw_openmetadata,
+        &provenance,
+        layers.env_token.as_ref(),
+        problems,
+    );
+    let openmetadata = build_openmetadata(raw_openmetadata);
     let auth = build_auth(
         raw.authentication_configuration.unwrap_or_default(),
         &upstream,
@@ -308,6 +414,9 @@ fn build(raw: RawConfig, problems: &mut Problems) -> Config {
         openmetadata_file: None,
         openmetadata,
         revocation: build_revocation(raw.revocation_check.unwrap_or_default(), problems),
+        follow,
+        provenance,
+        layers,
     }
 }
 
@@ -341,6 +450,56 @@ fn build_revocation(
         ),
         fail_open,
         max_entries: raw.max_entries.unwrap_or(defaults.max_entries).max(1),
+    }
+}
+
+/// `openmetadata.followServerConfig`, `followInterval`, `followToken`. Following is on by
+/// default exactly when the operator named no key source in the gateway's file or environment:
+/// then the server's own settings are the best description of whom to trust.
+fn build_follow(
+    raw: &RawOpenMetadata,
+    provenance: &Provenance,
+    env_token: Option<&Secret>,
+    problems: &mut Problems,
+) -> FollowConfig {
+    let explicit_key_source = [
+        "authenticationConfiguration.publicKeyUrls",
+        "authenticationConfiguration.keySources",
+        "authenticationConfiguration.publicKeyFiles",
+    ]
+    .iter()
+    .any(|key| provenance.origin(key).is_explicit());
+    let file_token = raw
+        .follow_token
+        .as_ref()
+        .and_then(|token| token.token_file.as_ref())
+        .map(|path| PathBuf::from(path.trim()));
+    if let Some(path) = &file_token {
+        if !path.is_file() {
+            problems.add(
+                "openmetadata.followToken.tokenFile",
+                format!("{} is not a readable file", path.display()),
+            );
+        }
+    }
+    if raw
+        .follow_token
+        .as_ref()
+        .is_some_and(|token| token.token_file.is_none())
+    {
+        problems.add("openmetadata.followToken", "needs tokenFile");
+    }
+    FollowConfig {
+        enabled: raw.follow_server_config.unwrap_or(!explicit_key_source),
+        interval: problems.positive_duration(
+            "openmetadata.followInterval",
+            raw.follow_interval.as_ref(),
+            Duration::from_secs(60),
+        ),
+        token: env_token
+            .cloned()
+            .map(FollowToken::Env)
+            .or(file_token.map(FollowToken::File)),
     }
 }
 

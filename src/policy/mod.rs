@@ -23,8 +23,10 @@ pub enum PathMatch {
     Prefix(String),
     /// Anchored at both ends when compiled.
     Regex(regex::Regex),
-    /// Every path outside `/api/`: the web UI's pages and assets (the default public set).
-    OutsideApi,
+    /// Every path outside `/api/` and `/mcp`: the web UI's pages and assets (the default public
+    /// set). OpenMetadata 2.x's MCP server under `/mcp` reads and writes entities, so it is
+    /// protected like `/api`.
+    WebUi,
 }
 
 /// One `publicPaths` entry, with the text it came from for messages.
@@ -95,6 +97,28 @@ pub const DEFAULT_PUBLIC_API_PATHS: &[&str] = &[
     "/api/v1/saml/logout",
 ];
 
+/// What OpenMetadata's MCP server answers without a token (its OAuth flow). The transport
+/// (`OAuthHttpStatelessServerTransportProvider.doGet`/`doPost`) matches these paths exactly
+/// before it authenticates anything else under `/mcp`; `/mcp/callback` is the SSO callback
+/// servlet (`McpCallbackServlet`). The root `/.well-known/oauth-*` documents
+/// (`OAuthWellKnownFilter`) are outside `/mcp`, hence public with the web UI.
+pub const DEFAULT_PUBLIC_MCP_PATHS: &[&str] = &[
+    "/mcp/.well-known/oauth-authorization-server",
+    "/mcp/.well-known/oauth-protected-resource",
+    "/mcp/authorize",
+    "/mcp/token",
+    "/mcp/register",
+    "/mcp/revoke",
+    "/mcp/login",
+    "/mcp/callback",
+];
+
+/// `path` is `prefix` or lies beneath it.
+fn is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The compiled policy of one configuration generation.
 #[derive(Debug)]
 pub struct Policy {
@@ -117,7 +141,7 @@ impl PathMatch {
                         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             }
             PathMatch::Regex(regex) => regex.is_match(path),
-            PathMatch::OutsideApi => path != "/api" && !path.starts_with("/api/"),
+            PathMatch::WebUi => !is_under(path, "/api") && !is_under(path, "/mcp"),
         }
     }
 }
@@ -156,13 +180,18 @@ impl Policy {
         let mut public = Vec::new();
         if config.default_public_paths {
             public.push(PathRule {
-                pattern: PathMatch::OutsideApi,
-                source: "(everything outside /api/)".into(),
+                pattern: PathMatch::WebUi,
+                source: "(everything outside /api/ and /mcp)".into(),
             });
-            public.extend(DEFAULT_PUBLIC_API_PATHS.iter().map(|path| PathRule {
-                pattern: PathMatch::Exact(path.to_string()),
-                source: path.to_string(),
-            }));
+            public.extend(
+                DEFAULT_PUBLIC_API_PATHS
+                    .iter()
+                    .chain(DEFAULT_PUBLIC_MCP_PATHS)
+                    .map(|path| PathRule {
+                        pattern: PathMatch::Exact(path.to_string()),
+                        source: path.to_string(),
+                    }),
+            );
         }
         public.extend(config.public_paths);
         Policy {

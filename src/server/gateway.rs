@@ -110,6 +110,8 @@ pub struct Gateway {
     request_ids: RequestIds,
     /// Lives as long as the process (not a config generation), so reloads keep feed cookies valid.
     feed_sessions: Arc<FeedSessions>,
+    /// Follows OpenMetadata's published settings; its base is the configuration started with.
+    follower: Arc<crate::follow::Follower>,
 }
 
 impl crate::admin::AdminState for Gateway {
@@ -124,18 +126,28 @@ impl crate::admin::AdminState for Gateway {
     fn is_draining(&self) -> bool {
         Gateway::is_draining(self)
     }
+
+    fn server_config(&self) -> serde_json::Value {
+        self.follower.status_json()
+    }
 }
 
 impl Gateway {
     pub fn new(runtime: Runtime, metrics: Arc<Metrics>, workers: usize) -> Arc<Gateway> {
         Arc::new(Gateway {
             workers,
+            follower: crate::follow::Follower::new(runtime.config.clone(), metrics.clone()),
             feed_sessions: runtime.judge.feed_sessions().clone(),
             runtime: RwLock::new(Arc::new(runtime)),
             metrics,
             draining: AtomicBool::new(false),
             request_ids: RequestIds::new(),
         })
+    }
+
+    /// The follower of OpenMetadata's published settings (`server::start` runs it).
+    pub fn follower(&self) -> &Arc<crate::follow::Follower> {
+        &self.follower
     }
 
     /// The process-wide feed sessions, for building the next runtime on reload.

@@ -66,6 +66,18 @@ pub struct RunningServer {
     proxy_task: tokio::task::JoinHandle<()>,
     admin_task: tokio::task::JoinHandle<()>,
     tls_watcher: Option<tokio::task::JoinHandle<()>>,
+    follow_task: tokio::task::JoinHandle<()>,
+}
+
+/// Applies what `follow` read exactly as a SIGHUP reload applies a file.
+pub struct Reloader(pub Arc<Gateway>);
+
+impl crate::follow::Apply for Reloader {
+    type Error = ReloadError;
+
+    fn apply(&self, config: Config) -> Result<(), ReloadError> {
+        reload_with(&self.0, config)
+    }
 }
 
 fn build_key_store(
@@ -155,6 +167,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         gateway.clone(),
         admin_shutdown_receiver,
     ));
+    // In the background: start-up never waits for the server's settings.
+    let follow_task = tokio::spawn(gateway.follower().clone().run(Reloader(gateway.clone())));
     tracing::info!(proxy = %proxy_address, admin = %admin_address, upstream = %config.upstream.url, workers = config.startup.workers, "om-gateway serving");
     Ok(RunningServer {
         proxy_address,
@@ -165,6 +179,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         proxy_task,
         admin_task,
         tls_watcher,
+        follow_task,
     })
 }
 
@@ -184,9 +199,11 @@ impl RunningServer {
         if let Some(watcher) = self.tls_watcher {
             watcher.abort();
         }
+        self.follow_task.abort();
     }
 
     /// Load the configuration again and swap it in atomically; on any error keep the old one.
+    /// The server's published settings last read are layered onto the new file, as always.
     pub fn reload(&self, environment: &dyn Environment) -> Result<(), ReloadError> {
         let current = self.gateway.runtime();
         let config = crate::config::load_files(
@@ -194,7 +211,9 @@ impl RunningServer {
             current.config.openmetadata_file.as_deref(),
             environment,
         )?;
-        reload_with(&self.gateway, config)
+        self.gateway
+            .follower()
+            .rebase(config, &Reloader(self.gateway.clone()))
     }
 }
 

@@ -281,7 +281,7 @@ fn preset_policy() -> Policy {
         environment: &environment,
     })
     .unwrap_or_else(|error| panic!("the preset loads: {error}"));
-    assert_eq!(config.routes.len(), 8, "the preset's eight routes");
+    assert_eq!(config.routes.len(), 9, "the preset's nine routes");
     config.policy()
 }
 
@@ -514,6 +514,11 @@ fn openmetadata_preset_loads_and_decides_as_documented() {
             true,
             "default",
         ),
+        // MCP: any valid token, people and bots alike, as the server decides.
+        (&user, "POST", "/mcp", true, "mcp"),
+        (&ingestion, "POST", "/mcp", true, "mcp"),
+        (&admin, "GET", "/mcp/sse", true, "mcp"),
+        (&user, "POST", "/mcpx", true, "default"),
     ];
     for (principal, method, path, allowed, route) in cases {
         let method = http::Method::from_bytes(method.as_bytes()).unwrap();
@@ -539,4 +544,18 @@ fn openmetadata_preset_loads_and_decides_as_documented() {
         assert!(policy.is_public(path), "{path}");
     }
     assert!(!policy.is_public("/api/v1/push/feed/"));
+    // MCP is protected like /api; its OAuth flow is public.
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-authorization-server/mcp",
+        "/mcp/.well-known/oauth-authorization-server",
+        "/mcp/token",
+        "/mcp/authorize",
+        "/mcp/callback",
+    ] {
+        assert!(policy.is_public(path), "{path}");
+    }
+    for path in ["/mcp", "/mcp/", "/mcp/sse", "/mcp/messages", "/mcp/token/x"] {
+        assert!(!policy.is_public(path), "{path}");
+    }
 }

@@ -12,6 +12,7 @@
 pub mod gateway;
 pub mod keys;
 pub mod nginx;
+pub mod openmetadata;
 pub mod prometheus;
 pub mod raw;
 pub mod servers;
