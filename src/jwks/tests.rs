@@ -5,7 +5,7 @@ use super::parse::{
     parse_key_document, parse_key_file, KeyFamily, ParseError, ParsedDocument, MAX_KEYS,
 };
 use super::store::{backoff_after_failure, interval_after_success};
-use crate::config::JwksConfig;
+use super::JwksConfig;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::Algorithm;

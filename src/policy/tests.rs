@@ -2,7 +2,6 @@
 //! Route matching, requirements and path normalisation, as tables through one `check` helper each.
 
 use super::*;
-use crate::config::{load, ConfigText, LoadInput};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -13,8 +12,8 @@ fn policy(yaml: &str) -> Policy {
         "authenticationConfiguration:\n  publicKeyUrls: [ \"http://127.0.0.1:9/jwks\" ]\n\
          authorizerConfiguration:\n  adminPrincipals: [ boss ]\n{yaml}"
     );
-    let config = load(LoadInput {
-        gateway_file: Some(ConfigText {
+    let config = crate::config::load(crate::config::LoadInput {
+        gateway_file: Some(crate::config::ConfigText {
             name: "policy.yaml".into(),
             text,
         }),

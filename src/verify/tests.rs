@@ -4,7 +4,6 @@
 
 use super::shared::{SharedValues, MAX_SHARED_BYTES, MAX_SHARED_VALUES};
 use super::{fingerprint, AuthError, Authenticator, Principal, TokenCache, TokenDigest};
-use crate::config::{ConfigText, LoadInput};
 use crate::jwks::KeyStore;
 use crate::metrics::Metrics;
 use std::collections::HashMap;
@@ -22,8 +21,8 @@ fn authenticator() -> Authenticator {
          \x20   - {{ file: '{KEYS}/rsa-a.pub.pem', kid: a }}\n\
          \x20   - {{ file: '{KEYS}/rsa-4096.pub.pem', kid: big }}\n"
     );
-    let config = crate::config::load(LoadInput {
-        gateway_file: Some(ConfigText {
+    let config = crate::config::load(crate::config::LoadInput {
+        gateway_file: Some(crate::config::ConfigText {
             name: "t.yaml".into(),
             text: yaml,
         }),
