@@ -62,8 +62,8 @@ pub enum Standing {
 /// Why a check could not get an answer (logged, never shown to the client).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("cannot build the revocation check's client: {0}")]
-    Client(String),
+    #[error("the revocation check's client: {0}")]
+    Client(#[from] crate::tls::HttpClientError),
     #[error("the server did not answer in time")]
     Timeout,
     #[error("the server answered {0}")]
@@ -94,7 +94,7 @@ impl RevocationCheck {
         }
         let tls =
             crate::tls::client_config(upstream.ca_file.as_deref(), upstream.insecure_skip_verify)
-                .map_err(|error| CheckError::Client(error.to_string()))?;
+                .map_err(crate::tls::HttpClientError::from)?;
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
@@ -106,7 +106,7 @@ impl RevocationCheck {
                 " revocation-check"
             ))
             .build()
-            .map_err(|error| CheckError::Client(crate::causes::describe_chain(&error)))?;
+            .map_err(crate::tls::HttpClientError::from)?;
         Ok(Some(RevocationCheck {
             url: format!(
                 "{}{LOGGED_IN_USER_PATH}",

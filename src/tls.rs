@@ -30,6 +30,16 @@ pub enum TlsError {
     Protocol(#[from] rustls::Error),
 }
 
+/// Why an HTTP client (key sources, the upstream's settings, the revocation check) could not be
+/// built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot build the HTTP client: {}", crate::causes::describe_chain(.0))]
+    Build(#[from] reqwest::Error),
+}
+
 fn read_error(path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError + '_ {
     move |source| TlsError::Read {
         path: path.to_path_buf(),

@@ -31,7 +31,7 @@ pub fn doctor(args: ConfigArgs) -> i32 {
     let mut findings = runtime.block_on(examine(&config, running_in_container()));
     match lint_feed_key(&config.feed, running_in_kubernetes()) {
         Ok(note) => findings.notes.push(note),
-        Err(warning) => findings.warnings.push(warning),
+        Err(Warning(warning)) => findings.warnings.push(warning),
     }
     for note in &findings.notes {
         println!("ok       {note}");
@@ -112,7 +112,7 @@ pub async fn examine(config: &Config, in_container: bool) -> Findings {
         if let Some(skew) = status.date_header.as_deref().and_then(clock_skew_seconds) {
             match judge_clock_skew(url, skew, config.auth.clock_skew) {
                 Ok(note) => findings.notes.push(note),
-                Err(warning) => findings.warnings.push(warning),
+                Err(Warning(warning)) => findings.warnings.push(warning),
             }
         }
         let audience_bound = !status.audiences.is_empty() || !config.auth.audiences.is_empty();
@@ -215,6 +215,11 @@ async fn probe_upstream(config: &Config, findings: &mut Findings) {
     }
 }
 
+/// A finding `doctor` prints as a warning (it does not change the exit code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Warning(pub String);
+
 /// A note naming where the feed cookie key comes from, or a warning when none is configured:
 /// then every process draws its own, and a feed reconnect that lands on another replica gets
 /// 401. Doctor cannot count replicas; in Kubernetes, where deploy/ runs two or more (its
@@ -222,7 +227,7 @@ async fn probe_upstream(config: &Config, findings: &mut Findings) {
 pub fn lint_feed_key(
     feed: &crate::config::FeedConfig,
     in_kubernetes: bool,
-) -> Result<String, String> {
+) -> Result<String, Warning> {
     let describe =
         |key: &crate::config::FeedKey| format!("{} bytes from {}", key.bytes().len(), key.origin);
     match (&feed.key, &feed.previous_key) {
@@ -238,7 +243,7 @@ pub fn lint_feed_key(
             } else {
                 "with more than one replica, "
             };
-            Err(format!("feed: no feed cookie key configured (feed.keyFile, OM_GATEWAY_FEED_KEY or OM_GATEWAY_FEED_KEY_FILE), so each process draws a random one; {context}a feed reconnect that lands on another replica gets 401 and the UI's activity feed stops until the next page load. Give every replica the same key (at least 32 random bytes, e.g. `openssl rand -base64 32`, from a Secret)"))
+            Err(Warning(format!("feed: no feed cookie key configured (feed.keyFile, OM_GATEWAY_FEED_KEY or OM_GATEWAY_FEED_KEY_FILE), so each process draws a random one; {context}a feed reconnect that lands on another replica gets 401 and the UI's activity feed stops until the next page load. Give every replica the same key (at least 32 random bytes, e.g. `openssl rand -base64 32`, from a Secret)")))
         }
     }
 }
@@ -297,12 +302,12 @@ pub fn judge_clock_skew(
     url: &str,
     skew_seconds: i64,
     allowed: std::time::Duration,
-) -> Result<String, String> {
+) -> Result<String, Warning> {
     if skew_seconds.unsigned_abs() > allowed.as_secs() {
-        Err(format!(
+        Err(Warning(format!(
             "{url}: its clock differs from ours by {skew_seconds}s (Date header), more than clockSkew {}s",
             allowed.as_secs()
-        ))
+        )))
     } else {
         Ok(format!("{url}: clock skew {skew_seconds}s"))
     }

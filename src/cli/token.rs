@@ -97,7 +97,7 @@ pub fn parse_expires(text: &str) -> Result<Option<i64>, String> {
         Some(rest) => (-1, rest),
         None => (1, text),
     };
-    let duration = crate::config::duration::parse_duration(magnitude)?;
+    let duration = crate::config::duration::parse_duration(magnitude).map_err(|error| error.0)?;
     Ok(Some(sign * duration.as_secs() as i64))
 }
 

@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
+/// Why a text is not a duration; the message says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DurationError(pub String);
+
 /// Parse a duration string; the error says what was expected.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -11,20 +16,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     if rest.is_empty() {
-        return Err("empty duration; expected e.g. 500ms, 30s, 10m, 24h".into());
+        return Err(DurationError(
+            "empty duration; expected e.g. 500ms, 30s, 10m, 24h".into(),
+        ));
     }
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!(
+            return Err(DurationError(format!(
                 "`{text}` is not a duration; expected e.g. 500ms, 30s, 10m, 24h"
-            ));
+            )));
         }
         let number: u64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("`{text}`: number too large"))?;
+            .map_err(|_| DurationError(format!("`{text}`: number too large")))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -37,11 +44,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => Duration::from_secs(number.saturating_mul(60)),
             "h" => Duration::from_secs(number.saturating_mul(3600)),
             "d" => Duration::from_secs(number.saturating_mul(86_400)),
-            "" => return Err(format!("`{text}` has no unit; expected ms, s, m, h or d")),
+            "" => {
+                return Err(DurationError(format!(
+                    "`{text}` has no unit; expected ms, s, m, h or d"
+                )))
+            }
             other => {
-                return Err(format!(
+                return Err(DurationError(format!(
                     "`{text}`: unknown unit `{other}`; expected ms, s, m, h or d"
-                ))
+                )))
             }
         };
         total = total.saturating_add(part);

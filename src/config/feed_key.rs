@@ -80,26 +80,36 @@ pub fn decode_feed_key(text: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Why a key file could not be read (the message names the file, never the key).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is larger than 64 KiB: not a key file", .0.display())]
+    TooLarge(std::path::PathBuf),
+    #[error("{} is not text; write the key in hex or base64 (e.g. `openssl rand -base64 32`)", .0.display())]
+    NotText(std::path::PathBuf),
+}
+
 /// The text of a key file (at most 64 KiB).
-pub fn read_key_file(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+pub fn read_key_file(path: &Path) -> Result<String, KeyFileError> {
+    let unreadable = |source| KeyFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
     let mut bytes = Vec::new();
     file.take(MAX_KEY_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(format!(
-            "{} is larger than 64 KiB: not a key file",
-            path.display()
-        ));
+        return Err(KeyFileError::TooLarge(path.to_path_buf()));
     }
-    String::from_utf8(bytes).map_err(|_| {
-        format!(
-            "{} is not text; write the key in hex or base64 (e.g. `openssl rand -base64 32`)",
-            path.display()
-        )
-    })
+    String::from_utf8(bytes).map_err(|_| KeyFileError::NotText(path.to_path_buf()))
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {

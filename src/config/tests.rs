@@ -33,7 +33,7 @@ fn durations() {
             (Ok(duration), Ok(millis)) => {
                 assert_eq!(duration.as_millis() as u64, millis, "{input}")
             }
-            (Err(message), Err(part)) => assert!(message.contains(part), "{input}: {message}"),
+            (Err(message), Err(part)) => assert!(message.0.contains(part), "{input}: {message}"),
             (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
         }
     }

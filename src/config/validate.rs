@@ -83,7 +83,7 @@ impl Problems {
         match value {
             None => default,
             Some(text) => parse_duration(text).unwrap_or_else(|message| {
-                self.add(key, message);
+                self.add(key, message.0);
                 default
             }),
         }
@@ -650,7 +650,7 @@ fn feed_key(
         (Some(EnvironmentKey::File { variable, path }), _) => {
             let path = PathBuf::from(path);
             (
-                read_key_file(&path),
+                read_key_file(&path).map_err(|error| error.to_string()),
                 format!("{} ({variable})", path.display()),
                 Some(path),
                 Some(variable),
@@ -659,7 +659,7 @@ fn feed_key(
         (None, Some(path)) => {
             let path = PathBuf::from(path);
             (
-                read_key_file(&path),
+                read_key_file(&path).map_err(|error| error.to_string()),
                 format!("{} ({setting})", path.display()),
                 Some(path),
                 None,

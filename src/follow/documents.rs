@@ -14,14 +14,19 @@ use serde_json::{Map, Value};
 
 type Fields = Map<String, Value>;
 
+/// Why a published document was not taken: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DocumentError(pub String);
+
 /// `/api/v1/system/config/auth`: principal claims, their mapping, the SSO authority and client id.
-pub fn auth(document: &Value) -> Result<PublishedSettings, String> {
+pub fn auth(document: &Value) -> Result<PublishedSettings, DocumentError> {
     let fields = object(document, "the document")?;
     authentication_fields(fields, AUTH_ENDPOINT, false)
 }
 
 /// `/api/v1/system/config/authorizer`: the principal domain only.
-pub fn authorizer(document: &Value) -> Result<PublishedSettings, String> {
+pub fn authorizer(document: &Value) -> Result<PublishedSettings, DocumentError> {
     let fields = object(document, "the document")?;
     Ok(PublishedSettings {
         principal_domain: string(fields, "principalDomain", AUTHORIZER_ENDPOINT)?,
@@ -30,7 +35,7 @@ pub fn authorizer(document: &Value) -> Result<PublishedSettings, String> {
 }
 
 /// `/api/v1/system/security/config`: `{authenticationConfiguration, authorizerConfiguration}`.
-pub fn security(document: &Value) -> Result<PublishedSettings, String> {
+pub fn security(document: &Value) -> Result<PublishedSettings, DocumentError> {
     let fields = object(document, "the document")?;
     let authentication = object(
         fields
@@ -85,7 +90,7 @@ fn authentication_fields(
     fields: &Fields,
     endpoint: &'static str,
     with_key_urls: bool,
-) -> Result<PublishedSettings, String> {
+) -> Result<PublishedSettings, DocumentError> {
     Ok(PublishedSettings {
         principal_claims: strings(fields, "jwtPrincipalClaims", endpoint)?,
         principal_claims_mapping: strings(fields, "jwtPrincipalClaimsMapping", endpoint)?,
@@ -101,17 +106,17 @@ fn authentication_fields(
     })
 }
 
-fn object<'a>(value: &'a Value, what: &str) -> Result<&'a Fields, String> {
+fn object<'a>(value: &'a Value, what: &str) -> Result<&'a Fields, DocumentError> {
     value
         .as_object()
-        .ok_or_else(|| format!("{what} is not a JSON object"))
+        .ok_or_else(|| DocumentError(format!("{what} is not a JSON object")))
 }
 
 fn strings(
     fields: &Fields,
     key: &str,
     endpoint: &'static str,
-) -> Result<Option<Published<Vec<String>>>, String> {
+) -> Result<Option<Published<Vec<String>>>, DocumentError> {
     match fields.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
@@ -119,11 +124,16 @@ fn strings(
             .map(|item| {
                 item.as_str()
                     .map(|text| text.trim().to_string())
-                    .ok_or_else(|| format!("{key} holds a {}, not a string", kind(item)))
+                    .ok_or_else(|| {
+                        DocumentError(format!("{key} holds a {}, not a string", kind(item)))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(|value| Some(Published { value, endpoint })),
-        Some(other) => Err(format!("{key} is a {}, not a list", kind(other))),
+        Some(other) => Err(DocumentError(format!(
+            "{key} is a {}, not a list",
+            kind(other)
+        ))),
     }
 }
 
@@ -131,14 +141,17 @@ fn string(
     fields: &Fields,
     key: &str,
     endpoint: &'static str,
-) -> Result<Option<Published<String>>, String> {
+) -> Result<Option<Published<String>>, DocumentError> {
     match fields.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(Published {
             value: text.trim().to_string(),
             endpoint,
         })),
-        Some(other) => Err(format!("{key} is a {}, not a string", kind(other))),
+        Some(other) => Err(DocumentError(format!(
+            "{key} is a {}, not a string",
+            kind(other)
+        ))),
     }
 }
 
@@ -146,14 +159,17 @@ fn boolean(
     fields: &Fields,
     key: &str,
     endpoint: &'static str,
-) -> Result<Option<Published<bool>>, String> {
+) -> Result<Option<Published<bool>>, DocumentError> {
     match fields.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(value)) => Ok(Some(Published {
             value: *value,
             endpoint,
         })),
-        Some(other) => Err(format!("{key} is a {}, not a boolean", kind(other))),
+        Some(other) => Err(DocumentError(format!(
+            "{key} is a {}, not a boolean",
+            kind(other)
+        ))),
     }
 }
 

@@ -114,7 +114,7 @@ impl Follower {
                     drop(state);
                     self.fail(ReadError::Transport {
                         endpoint: AUTH_ENDPOINT,
-                        message: error,
+                        message: error.to_string(),
                     });
                     return;
                 }
@@ -277,7 +277,7 @@ impl Follower {
 
 impl State {
     /// The client for the current upstream settings, built again when they changed.
-    fn client_for(&mut self) -> Result<reqwest::Client, String> {
+    fn client_for(&mut self) -> Result<reqwest::Client, crate::tls::HttpClientError> {
         let upstream = &self.base.upstream;
         let key = ClientKey {
             ca_file: upstream.ca_file.clone(),
@@ -297,23 +297,25 @@ impl State {
 
 /// A client for the upstream: its TLS settings, no redirects (a redirect here is a login page),
 /// no connection reuse beyond the client's own pool.
-pub fn build_client(upstream: &UpstreamConfig) -> Result<reqwest::Client, String> {
-    let tls = crate::tls::client_config(upstream.ca_file.as_deref(), upstream.insecure_skip_verify)
-        .map_err(|error| error.to_string())?;
+pub fn build_client(
+    upstream: &UpstreamConfig,
+) -> Result<reqwest::Client, crate::tls::HttpClientError> {
+    let tls =
+        crate::tls::client_config(upstream.ca_file.as_deref(), upstream.insecure_skip_verify)?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(upstream.connect_timeout)
         .user_agent(concat!("om-gateway/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|error| crate::causes::describe_chain(&error))
+        .map_err(crate::tls::HttpClientError::from)
 }
 
 /// Read the server's settings once, with `config`'s upstream, credential and timeouts.
 pub async fn read_once(config: &Config) -> Result<Snapshot, ReadError> {
-    let client = build_client(&config.upstream).map_err(|message| ReadError::Transport {
+    let client = build_client(&config.upstream).map_err(|error| ReadError::Transport {
         endpoint: AUTH_ENDPOINT,
-        message,
+        message: error.to_string(),
     })?;
     let outcomes = read_all(&client, config, |_| None).await?;
     let endpoints: Vec<&'static str> = outcomes.iter().map(|(endpoint, _)| *endpoint).collect();
@@ -396,8 +398,10 @@ async fn read_all(
                     AUTHORIZER_ENDPOINT => documents::authorizer,
                     _ => documents::security,
                 };
-                let settings =
-                    parse(&value).map_err(|message| ReadError::Invalid { endpoint, message })?;
+                let settings = parse(&value).map_err(|error| ReadError::Invalid {
+                    endpoint,
+                    message: error.0,
+                })?;
                 Outcome::Fresh(Box::new(settings), etag)
             }
         };

@@ -50,8 +50,8 @@ pub enum Fetched {
 pub fn build_client(
     fetch_timeout: Duration,
     ca_file: Option<&std::path::Path>,
-) -> Result<reqwest::Client, String> {
-    let tls = crate::tls::client_config(ca_file, false).map_err(|error| error.to_string())?;
+) -> Result<reqwest::Client, crate::tls::HttpClientError> {
+    let tls = crate::tls::client_config(ca_file, false)?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::limited(3))
@@ -59,7 +59,7 @@ pub fn build_client(
         .timeout(fetch_timeout)
         .user_agent(concat!("om-gateway/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|error| error.to_string())
+        .map_err(crate::tls::HttpClientError::from)
 }
 
 /// GET `url`, revalidating with `etag` when given. One deadline covers connecting, the headers

@@ -65,6 +65,23 @@ pub enum ParseError {
     BadPem(String),
 }
 
+/// Why one key was not taken (a document skips it and says why; a PEM file fails with it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyRejected(pub String);
+
+impl From<String> for KeyRejected {
+    fn from(reason: String) -> KeyRejected {
+        KeyRejected(reason)
+    }
+}
+
+impl From<&str> for KeyRejected {
+    fn from(reason: &str) -> KeyRejected {
+        KeyRejected(reason.to_string())
+    }
+}
+
 /// The keys of one document, and why others were skipped.
 #[derive(Debug, Default)]
 pub struct ParsedDocument {
@@ -120,7 +137,7 @@ pub fn parse_key_document(body: &[u8]) -> Result<ParsedDocument, ParseError> {
 }
 
 /// One JWK. `Ok(None)` is a key deliberately ignored (`use: enc`, not for verification).
-pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, String> {
+pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, KeyRejected> {
     let field = |name: &str| jwk.get(name).and_then(Value::as_str);
     if field("use").is_some_and(|usage| usage != "sig") {
         return Ok(None);
@@ -156,7 +173,7 @@ pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, String> {
             let family = match field("crv") {
                 Some("P-256") => KeyFamily::EcP256,
                 Some("P-384") => KeyFamily::EcP384,
-                other => return Err(format!("EC curve {other:?} is not accepted")),
+                other => return Err(format!("EC curve {other:?} is not accepted").into()),
             };
             let x = field("x").ok_or("EC key without x")?;
             let y = field("y").ok_or("EC key without y")?;
@@ -190,12 +207,12 @@ pub fn parse_jwk(jwk: &Value) -> Result<Option<ParsedKey>, String> {
                 thumbprint: thumbprint(&[&x, &y]),
             }))
         }
-        other => Err(format!("kty {other:?} is not accepted")),
+        other => Err(format!("kty {other:?} is not accepted").into()),
     }
 }
 
 /// Refuse a point that is not on its curve now, with a reason, rather than at every verification.
-fn check_ec_point(family: KeyFamily, x: &[u8], y: &[u8]) -> Result<(), String> {
+fn check_ec_point(family: KeyFamily, x: &[u8], y: &[u8]) -> Result<(), KeyRejected> {
     use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED};
     let algorithm = match family {
         KeyFamily::EcP384 => &ECDSA_P384_SHA384_FIXED,
@@ -207,7 +224,7 @@ fn check_ec_point(family: KeyFamily, x: &[u8], y: &[u8]) -> Result<(), String> {
     point.extend_from_slice(y);
     ParsedPublicKey::new(algorithm, &point)
         .map(|_| ())
-        .map_err(|_| "EC point is not on its curve".to_string())
+        .map_err(|_| KeyRejected("EC point is not on its curve".into()))
 }
 
 /// The algorithms a token or key may name. Never `none`, never HMAC.
@@ -227,7 +244,7 @@ fn rsa_key(
     algorithm: Option<Algorithm>,
     modulus: Vec<u8>,
     exponent: Vec<u8>,
-) -> Result<ParsedKey, String> {
+) -> Result<ParsedKey, KeyRejected> {
     // An empty modulus (`"n": ""` or all zeros) is 0 bits; computing it as `len * 8 - 8`
     // underflowed: a panic in debug builds, killing that source's refresh task
     // (fuzz/regressions/jwks/empty-rsa-modulus.json).
@@ -235,7 +252,7 @@ fn rsa_key(
         modulus.len() * 8 - first.leading_zeros() as usize
     });
     if bits < MIN_RSA_BITS {
-        return Err(format!("RSA modulus of {bits} bits, under {MIN_RSA_BITS}"));
+        return Err(format!("RSA modulus of {bits} bits, under {MIN_RSA_BITS}").into());
     }
     if bits > 16_384 || exponent.is_empty() || exponent.len() > 8 {
         return Err("RSA key of unreasonable size".into());
@@ -258,7 +275,7 @@ fn rsa_key(
 }
 
 /// base64url with or without `=` padding (OpenMetadata pads), tolerating the standard alphabet.
-pub fn decode_base64_lenient(text: &str) -> Result<Vec<u8>, String> {
+pub fn decode_base64_lenient(text: &str) -> Result<Vec<u8>, KeyRejected> {
     let trimmed = text.trim().trim_end_matches('=');
     if trimmed.len() > 4096 {
         return Err("base64 value too long".into());
@@ -266,7 +283,7 @@ pub fn decode_base64_lenient(text: &str) -> Result<Vec<u8>, String> {
     URL_SAFE_NO_PAD
         .decode(trimmed)
         .or_else(|_| STANDARD.decode(pad(trimmed.replace(['-', '_'], "+"))))
-        .map_err(|_| "broken base64".to_string())
+        .map_err(|_| KeyRejected::from("broken base64"))
 }
 
 fn pad(mut text: String) -> String {
@@ -330,7 +347,7 @@ fn key_from_spki(
             strip_leading_zeros(rsa.modulus.to_vec()),
             strip_leading_zeros(rsa.exponent.to_vec()),
         )
-        .map_err(ParseError::BadPem),
+        .map_err(|rejected| ParseError::BadPem(rejected.0)),
         Ok(PublicKey::EC(point)) => {
             let data = point.data();
             let (family, width, algorithm) = match data.len() {
@@ -340,7 +357,7 @@ fn key_from_spki(
             };
             let x = data.get(1..1 + width).unwrap_or_default();
             let y = data.get(1 + width..).unwrap_or_default();
-            check_ec_point(family, x, y).map_err(ParseError::BadPem)?;
+            check_ec_point(family, x, y).map_err(|rejected| ParseError::BadPem(rejected.0))?;
             let decoding_key = DecodingKey::from_ec_components(
                 &URL_SAFE_NO_PAD.encode(x),
                 &URL_SAFE_NO_PAD.encode(y),

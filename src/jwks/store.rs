@@ -61,7 +61,8 @@ struct SourceState {
 
 struct Source {
     binding: Arc<KeyBinding>,
-    client: Result<reqwest::Client, String>,
+    /// A source whose client could not be built reports why on every fetch.
+    client: Result<reqwest::Client, Arc<crate::tls::HttpClientError>>,
     state: Mutex<SourceState>,
     /// Held for the duration of a fetch (scheduled, unknown-kid or forced): concurrent refetches
     /// of one source wait here, then find the fresh result and do not fetch again.
@@ -168,7 +169,8 @@ impl KeyStore {
                         issuers: source.issuers.clone(),
                         audiences: source.audiences.clone(),
                     }),
-                    client: build_client(config.fetch_timeout, source.ca_file.as_deref()),
+                    client: build_client(config.fetch_timeout, source.ca_file.as_deref())
+                        .map_err(Arc::new),
                     state: Mutex::new(SourceState::default()),
                     fetch_lock: tokio::sync::Mutex::new(()),
                 })
@@ -429,7 +431,7 @@ impl KeyStore {
         let url = source.binding.url.clone();
         let outcome = match &source.client {
             Ok(client) => fetch(client, &url, etag.as_deref(), self.config.fetch_timeout).await,
-            Err(reason) => Err(FetchError::Transport(reason.clone())),
+            Err(reason) => Err(FetchError::Transport(reason.to_string())),
         };
         let removed = match outcome {
             Ok(Fetched::NotModified { max_age, date }) => {
