@@ -2,7 +2,7 @@
 # om-gateway beside nginx, HAProxy and Apache on the shared harness (../shared/bench), plus the two
 # things that harness does not measure: a never-seen token on every request ("fresh") and memory.
 #
-# usage: bench/run-gateway.sh [PHASE...]      phases: shared fresh rss (default: all three)
+# usage: bench/run-gateway.sh [PHASE...]      phases: shared fresh rss pair (default: shared fresh rss)
 #
 #   shared  ../shared/bench/run.sh gateway=http://127.0.0.1:18080: hot (one token) and cold
 #           (10,000 tokens in rotation) beside direct, nginx-plain, haproxy-jwt, apache-oidc.
@@ -10,6 +10,9 @@
 #           $GWBENCH_DIR/fresh): gateway vs haproxy-jwt vs nginx-plain, interleaved; the gateway is
 #           restarted before each of its runs so its cache starts empty, and the token file holds
 #           more tokens than a run can send (fresh.lua reports a wrap if not).
+#   pair    the issue-17 table in one run: two gateways side by side, the default configuration
+#           (access log on, JSON lines to a file; :18080) and `accessLog: false` (:18081), beside
+#           direct, nginx-plain, nginx-log and haproxy-jwt (PAIR_PEERS), via run.sh.
 #   rss     VmRSS of the gateway idle after start, then after 100,000 distinct tokens went through
 #           it (cache full at its default maxEntries 100000), then after a hot run.
 #
@@ -237,6 +240,33 @@ for p in ("gateway", "haproxy-jwt", "nginx-plain"):
           f"{sum(r[3] for r in v)} | {sum(r[4] for r in v)} | {med[p]/med.get('nginx-plain', float('nan')):.2f}× | "
           f"{med[p]/med.get('haproxy-jwt', float('nan')):.2f}× | {' / '.join(f'{r[0]:.0f}' for r in v)} |")
 PY
+        ;;
+    pair)
+        # gateway-log: the bench config with the access log on (the default); gateway-nolog: the
+        # same on :18081 / :19091 with `accessLog: false`.
+        sed '/^  accessLog: false$/d' "$GWD/gateway.yaml" >"$GWD/gateway-log.yaml"
+        sed -e "s/^  listen: 127.0.0.1:$GW_PORT$/  listen: 127.0.0.1:18081/" \
+            -e "s/^  adminListen: 127.0.0.1:$ADMIN_PORT$/  adminListen: 127.0.0.1:19091/" \
+            -e 's/^  logFormat: json$/  logFormat: json\n  accessLog: false/' \
+            "$GWD/gateway-log.yaml" >"$GWD/gateway-nolog.yaml"
+        "$BIN" check --config "$GWD/gateway-log.yaml" >/dev/null || die "gateway-log.yaml does not validate"
+        "$BIN" check --config "$GWD/gateway-nolog.yaml" >/dev/null || die "gateway-nolog.yaml does not validate"
+        cp "$GWD/gateway-log.yaml" "$GWD/gateway-nolog.yaml" "$RESULTS/"
+        OM_GATEWAY_LOG=info "$BIN" run --config "$GWD/gateway-nolog.yaml" >"$GWD/gateway-nolog.log" 2>&1 &
+        NOLOG_PID=$!
+        trap 'kill -TERM $NOLOG_PID 2>/dev/null; cleanup' EXIT
+        saved=$GWD/gateway.yaml.saved
+        cp "$GWD/gateway.yaml" "$saved"
+        cp "$GWD/gateway-log.yaml" "$GWD/gateway.yaml"
+        GW_LOG_FILTER=info start_gateway
+        cp "$saved" "$GWD/gateway.yaml"
+        for _ in $(seq 200); do curl -fs -o /dev/null http://127.0.0.1:19091/readyz && break; sleep 0.05; done
+        log "pair: gateway-log=:$GW_PORT (access log to $GWD/gateway.log) gateway-nolog=:18081"
+        PEERS=${PAIR_PEERS:-direct nginx-plain nginx-log haproxy-jwt} "$SHARED/run.sh" \
+            "gateway-log=http://127.0.0.1:$GW_PORT" "gateway-nolog=http://127.0.0.1:18081" | tee "$RESULTS/pair.txt"
+        stop_gateway
+        kill -TERM "$NOLOG_PID" 2>/dev/null || true
+        wait "$NOLOG_PID" 2>/dev/null || true
         ;;
     rss)
         tokens=$WORK/fresh/tokens.txt

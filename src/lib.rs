@@ -4,6 +4,7 @@
 //! else lives here so that integration tests and benchmarks drive the same code the binary runs.
 //! ARCHITECTURE.md walks through one request and names the file that owns each concern.
 
+pub mod access_log;
 pub mod admin;
 pub mod causes;
 pub mod cli;

@@ -237,18 +237,17 @@ impl Gateway {
         if !runtime.config.server.access_log {
             return response;
         }
-        tracing::info!(
-            target: "om_gateway::access",
-            request_id = request_id.to_str().unwrap_or(""),
-            method = %method,
-            route = %outcome.route,
+        crate::access_log::record(&crate::access_log::AccessLine {
+            request_id: request_id.to_str().unwrap_or(""),
+            method: method.as_str(),
+            route: &outcome.route,
             status,
-            latency_ms = elapsed * 1000.0,
-            upstream_ms = outcome.upstream_seconds.map(|s| s * 1000.0),
-            principal = outcome.principal.as_ref().map(|p| p.name.as_str()),
-            token = outcome.fingerprint.as_deref(),
-            reason = outcome.reason,
-        );
+            latency_ms: elapsed * 1000.0,
+            upstream_ms: outcome.upstream_seconds.map(|s| s * 1000.0),
+            principal: outcome.principal.as_ref().map(|p| p.name.as_str()),
+            token: outcome.fingerprint.as_deref(),
+            reason: outcome.reason,
+        });
         response
     }
 

@@ -391,3 +391,39 @@ async fn access_log_can_be_switched_off() {
     .await;
     assert!(access_lines(&process.output()).is_empty());
 }
+
+/// The access lines are batched per worker (`access_log`): more than a batch of them all come
+/// out while the process runs, once each, in the order the requests were answered.
+#[tokio::test]
+async fn access_lines_come_out_while_running_once_each_in_request_order() {
+    let key = TestKey::rsa_a();
+    let jwks_server = JwksServer::start(jwks(&[key.jwk()])).await;
+    let upstream = Upstream::start().await;
+    let mut process = Process::spawn(&config_body(&upstream, &jwks_server, "")).await;
+    let token = key.tokens().personal();
+    let url = process.url("/api/v1/tables");
+    let client = client();
+    let mut answered = Vec::new();
+    for _ in 0..150 {
+        let response = client.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        answered.push(id.to_string());
+    }
+    let logged_ids = |output: &[String]| -> Vec<String> {
+        access_lines(output)
+            .iter()
+            .map(|line| line["request_id"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(5),
+        "150 access lines before shutdown",
+        || async { logged_ids(&process.output()).len() >= 150 },
+    )
+    .await;
+    assert_eq!(logged_ids(&process.output()), answered);
+    process.signal("TERM");
+    process.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(logged_ids(&process.output()), answered, "no line twice");
+}
