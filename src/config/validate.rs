@@ -275,61 +275,58 @@ fn key_at_line(text: &str, line: usize) -> Option<String> {
     index.key_on_line(line)
 }
 
-/// openmetadata.yaml supplies the two blocks; keys the gateway file sets explicitly win.
+/// openmetadata.yaml supplies its blocks; keys the gateway file sets explicitly win. `origin`
+/// records which keys came from it (for messages located against that file).
 fn merge_openmetadata(
     raw: &mut RawConfig,
     server: super::openmetadata::OpenMetadataAuth,
     origin: &mut HashSet<&'static str>,
 ) {
-    if let Some(from_server) = server.authentication {
-        let ours = raw
-            .authentication_configuration
-            .get_or_insert_with(Default::default);
-        macro_rules! take {
-            ($field:ident, $key:literal) => {
-                if ours.$field.is_none() && from_server.$field.is_some() {
-                    ours.$field = from_server.$field;
-                    origin.insert(concat!("authenticationConfiguration.", $key));
+    // Take each listed field from the server's block where ours leaves it unset.
+    macro_rules! take_unset {
+        ($ours:expr, $theirs:expr, $block:literal, $($field:ident => $key:literal),+ $(,)?) => {{
+            let (ours, theirs) = ($ours, $theirs);
+            $(
+                if ours.$field.is_none() && theirs.$field.is_some() {
+                    ours.$field = theirs.$field;
+                    origin.insert(concat!($block, ".", $key));
                 }
-            };
-        }
-        take!(provider, "provider");
-        take!(public_key_urls, "publicKeyUrls");
-        take!(jwt_principal_claims, "jwtPrincipalClaims");
-        take!(jwt_principal_claims_mapping, "jwtPrincipalClaimsMapping");
-        take!(token_validation_algorithm, "tokenValidationAlgorithm");
+            )+
+        }};
     }
-    if let Some(from_server) = server.authorizer {
-        let ours = raw
-            .authorizer_configuration
-            .get_or_insert_with(Default::default);
-        macro_rules! take {
-            ($field:ident, $key:literal) => {
-                if ours.$field.is_none() && from_server.$field.is_some() {
-                    ours.$field = from_server.$field;
-                    origin.insert(concat!("authorizerConfiguration.", $key));
-                }
-            };
-        }
-        take!(admin_principals, "adminPrincipals");
-        take!(principal_domain, "principalDomain");
-        take!(enforce_principal_domain, "enforcePrincipalDomain");
-        take!(allowed_domains, "allowedDomains");
-        take!(use_roles_from_provider, "useRolesFromProvider");
+    if let Some(theirs) = server.authentication {
+        take_unset!(
+            raw.authentication_configuration.get_or_insert_with(Default::default),
+            theirs,
+            "authenticationConfiguration",
+            provider => "provider",
+            public_key_urls => "publicKeyUrls",
+            jwt_principal_claims => "jwtPrincipalClaims",
+            jwt_principal_claims_mapping => "jwtPrincipalClaimsMapping",
+            token_validation_algorithm => "tokenValidationAlgorithm",
+        );
     }
-    if let Some(from_server) = server.jwt_token {
-        let ours = raw.openmetadata.get_or_insert_with(Default::default);
-        macro_rules! take {
-            ($field:ident, $key:literal) => {
-                if ours.$field.is_none() && from_server.$field.is_some() {
-                    ours.$field = from_server.$field;
-                    origin.insert(concat!("jwtTokenConfiguration.", $key));
-                }
-            };
-        }
-        take!(jwt_issuer, "jwtissuer");
-        take!(key_id, "keyId");
-        take!(public_key_file, "rsapublicKeyFilePath");
+    if let Some(theirs) = server.authorizer {
+        take_unset!(
+            raw.authorizer_configuration.get_or_insert_with(Default::default),
+            theirs,
+            "authorizerConfiguration",
+            admin_principals => "adminPrincipals",
+            principal_domain => "principalDomain",
+            enforce_principal_domain => "enforcePrincipalDomain",
+            allowed_domains => "allowedDomains",
+            use_roles_from_provider => "useRolesFromProvider",
+        );
+    }
+    if let Some(theirs) = server.jwt_token {
+        take_unset!(
+            raw.openmetadata.get_or_insert_with(Default::default),
+            theirs,
+            "jwtTokenConfiguration",
+            jwt_issuer => "jwtissuer",
+            key_id => "keyId",
+            public_key_file => "rsapublicKeyFilePath",
+        );
     }
 }
 
