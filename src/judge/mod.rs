@@ -140,6 +140,7 @@ impl Judge {
         verdict
     }
 
+    /// The order of the checks; each step refuses with its own rejection.
     async fn judge(&self, question: &Question<'_>) -> Verdict {
         let path = &question.path;
         if path.iter().all(|reading| self.policy.is_public(reading)) {
@@ -160,13 +161,23 @@ impl Judge {
             // One reading is the feed and another is not: no credential fits both.
             return refuse(Rejection::BadPath(PathError::FeedAmbiguous), "feed", None);
         }
-        let headers = question.headers;
-        if on_feed && !headers.contains_key(http::header::AUTHORIZATION) {
+        if on_feed && !question.headers.contains_key(http::header::AUTHORIZATION) {
             return self.feed_by_cookie(question);
         }
+        match self.bearer(question, on_feed).await {
+            Ok(allowed) => Verdict::Allow(allowed),
+            Err(refused) => Verdict::Deny(refused),
+        }
+    }
+
+    /// A request with a bearer token: verified, still accepted by the server (opt-in),
+    /// impersonating only as a bot, allowed by the rules under every path reading, and on the
+    /// feed bound to the requested `userId`.
+    async fn bearer(&self, question: &Question<'_>, on_feed: bool) -> Result<Allowed, Refused> {
+        let headers = question.headers;
         let route_name = || {
             self.policy
-                .route_for(&question.method, path.forwarded())
+                .route_for(&question.method, question.path.forwarded())
                 .name
                 .clone()
         };
@@ -175,28 +186,16 @@ impl Judge {
             Err(error) => {
                 tracing::debug!(reason = error.reason(), detail = %error, "authentication failed");
                 let fingerprint = bearer_token(headers).ok().map(fingerprint);
-                return refuse(Rejection::Auth(error), route_name(), fingerprint);
+                return Err(refused(Rejection::Auth(error), route_name(), fingerprint));
             }
         };
         let fingerprint = Some(authenticated.fingerprint);
         let principal = authenticated.principal;
-        // The server also refuses tokens that verify (revoked, replaced, logged out); opt-in.
-        if let Some(check) = &self.revocation {
-            if let Ok(token) = bearer_token(headers) {
-                match check.standing(token, &TokenDigest::of(token)).await {
-                    Standing::Accepted => {}
-                    Standing::Revoked => {
-                        return refuse(
-                            Rejection::Auth(AuthError::Revoked),
-                            route_name(),
-                            fingerprint,
-                        )
-                    }
-                    Standing::Unavailable => {
-                        return refuse(Rejection::RevocationUnavailable, route_name(), fingerprint)
-                    }
-                }
-            }
+        let refuse_with = |rejection: Rejection, route: String| {
+            Err(refused(rejection, route, fingerprint.clone()))
+        };
+        if let Some(rejection) = self.server_refuses(headers).await {
+            return refuse_with(rejection, route_name());
         }
         // JwtFilter.filter: a non-empty X-Impersonate-User from anyone but a bot is refused.
         let impersonates = headers
@@ -204,17 +203,17 @@ impl Judge {
             .iter()
             .any(|value| !value.as_bytes().is_empty());
         if impersonates && !principal.is_bot {
-            return refuse(Rejection::ImpersonationForbidden, route_name(), fingerprint);
+            return refuse_with(Rejection::ImpersonationForbidden, route_name());
         }
         let mut route = None;
-        for reading in path.iter() {
+        for reading in question.path.iter() {
             match self.policy.authorize(&principal, &question.method, reading) {
                 Ok(allowed) => {
                     route.get_or_insert_with(|| allowed.name.clone());
                 }
                 Err(denied) => {
                     let name = denied.route.clone();
-                    return refuse(Rejection::Forbidden(denied), name, fingerprint);
+                    return refuse_with(Rejection::Forbidden(denied), name);
                 }
             }
         }
@@ -226,16 +225,28 @@ impl Judge {
                 .check(headers, question.query, Some(&principal), unix_now())
             {
                 Ok(user) => feed_user = Some(user),
-                Err(error) => return refuse(Rejection::Feed(error), route, fingerprint),
+                Err(error) => return refuse_with(Rejection::Feed(error), route),
             }
         }
-        Verdict::Allow(Allowed {
+        Ok(Allowed {
             route,
             principal: Some(principal),
             fingerprint,
             reason: "authorized",
             feed_user,
         })
+    }
+
+    /// The opt-in revocation check: `Some` when the server no longer accepts the (verified)
+    /// token, or cannot be asked and the check fails closed.
+    async fn server_refuses(&self, headers: &http::HeaderMap) -> Option<Rejection> {
+        let check = self.revocation.as_ref()?;
+        let token = bearer_token(headers).ok()?;
+        match check.standing(token, &TokenDigest::of(token)).await {
+            Standing::Accepted => None,
+            Standing::Revoked => Some(Rejection::Auth(AuthError::Revoked)),
+            Standing::Unavailable => Some(Rejection::RevocationUnavailable),
+        }
     }
 
     /// A feed request without a token: its cookie must bind the requested `userId`.
@@ -257,11 +268,15 @@ impl Judge {
 }
 
 fn refuse(rejection: Rejection, route: impl Into<String>, fingerprint: Option<String>) -> Verdict {
-    Verdict::Deny(Refused {
+    Verdict::Deny(refused(rejection, route, fingerprint))
+}
+
+fn refused(rejection: Rejection, route: impl Into<String>, fingerprint: Option<String>) -> Refused {
+    Refused {
         rejection,
         route: route.into(),
         fingerprint,
-    })
+    }
 }
 
 fn unix_now() -> u64 {
