@@ -22,17 +22,6 @@ async fn status(gateway: &TestGateway, token: &str) -> u16 {
         .as_u16()
 }
 
-async fn keys(gateway: &TestGateway) -> Value {
-    client()
-        .get(gateway.admin_url("/keys"))
-        .send()
-        .await
-        .expect("/keys")
-        .json()
-        .await
-        .expect("/keys is JSON")
-}
-
 /// The /keys entry of the key with `kid`.
 fn key_entry(keys: &Value, kid: &str) -> Value {
     keys["keys"]
@@ -125,7 +114,7 @@ async fn the_drain_view_follows_a_key_from_use_through_retirement() {
     });
     assert_eq!(status(&gateway, &made_up).await, 401);
 
-    let view = keys(&gateway).await;
+    let view = gateway.keys().await;
     let old_usage = &key_entry(&view, "key-a")["usage"];
     assert_eq!(old_usage["verifications"], 3, "{old_usage}");
     assert_eq!(old_usage["principalsLast24h"], 2, "{old_usage}");
@@ -183,12 +172,12 @@ async fn the_drain_view_follows_a_key_from_use_through_retirement() {
     // The old key is retired at its source. Alice's token, cached before, now gets 401.
     source.set_body(jwks(&[new_key.jwk()]));
     eventually("key-a to leave", Duration::from_secs(5), async || {
-        keys(&gateway).await["keys"].as_array().map(Vec::len) == Some(1)
+        gateway.keys().await["keys"].as_array().map(Vec::len) == Some(1)
     })
     .await;
     assert_eq!(status(&gateway, &alice).await, 401);
 
-    let view = keys(&gateway).await;
+    let view = gateway.keys().await;
     let retired = view["retiredKids"].as_array().expect("retiredKids");
     assert_eq!(retired.len(), 1, "{view}");
     let retired = &retired[0];
@@ -262,7 +251,7 @@ async fn retiring_a_key_file_by_reload_keeps_the_drain_view_and_watches_the_old_
     };
     let gateway = TestGateway::start_ready(&yaml(true)).await;
     eventually("OpenMetadata's key", Duration::from_secs(5), async || {
-        keys(&gateway).await["keys"].as_array().map(Vec::len) == Some(2)
+        gateway.keys().await["keys"].as_array().map(Vec::len) == Some(2)
     })
     .await;
     let bot = token_for(&old_key, "ingestion-bot", true);
@@ -271,7 +260,7 @@ async fn retiring_a_key_file_by_reload_keeps_the_drain_view_and_watches_the_old_
         status(&gateway, &token_for(&new_key, "bob", false)).await,
         200
     );
-    let file_source = key_entry(&keys(&gateway).await, "key-a")["source"].clone();
+    let file_source = key_entry(&gateway.keys().await, "key-a")["source"].clone();
 
     // Retire the old key: the file leaves the configuration; the reload builds a new key store.
     let config = crate::support::gateway::config_from(&yaml(false), &[]).unwrap();
@@ -279,12 +268,12 @@ async fn retiring_a_key_file_by_reload_keeps_the_drain_view_and_watches_the_old_
     eventually(
         "the new key store to load",
         Duration::from_secs(5),
-        async || keys(&gateway).await["keys"].as_array().map(Vec::len) == Some(1),
+        async || gateway.keys().await["keys"].as_array().map(Vec::len) == Some(1),
     )
     .await;
     assert_eq!(status(&gateway, &bot).await, 401);
 
-    let view = keys(&gateway).await;
+    let view = gateway.keys().await;
     let new_usage = &key_entry(&view, "om-2026")["usage"];
     assert_eq!(
         (&new_usage["verifications"], &new_usage["principals"]),

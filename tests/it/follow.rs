@@ -252,14 +252,7 @@ async fn with_the_credential_follows_key_urls_and_allowed_domains() {
         .iter()
         .all(|seen| seen.authorization.is_none()));
     // The server's own JWKS, listed as it sees itself, is not trusted under that address.
-    let keys: Value = client()
-        .get(gateway.admin_url("/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = gateway.keys().await;
     assert!(!keys.to_string().contains("localhost:8585"), "{keys}");
     let readyz = readyz(&gateway).await.to_string();
     assert!(
@@ -338,14 +331,7 @@ async fn the_sso_key_source_is_bound_to_the_published_authority_and_client_id() 
     });
     assert_eq!(call(&gateway, &stand_in, &other_issuer).await.0, 401);
     // OpenMetadata's own JWKS stays bound to OpenMetadata's issuer.
-    let keys: Value = client()
-        .get(gateway.admin_url("/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = gateway.keys().await;
     let own = keys["sources"]
         .as_array()
         .unwrap()

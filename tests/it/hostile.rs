@@ -729,14 +729,7 @@ async fn poisoned_key_documents_are_refused_whole_or_key_by_key() {
         .json()
         .await
         .unwrap_or(Value::Null);
-    let keys: Value = client()
-        .get(gateway.admin_url("/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = gateway.keys().await;
     let text = format!("{readyz} {keys}");
     assert!(
         !text.contains("\"k100\""),

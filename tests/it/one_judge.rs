@@ -311,14 +311,7 @@ async fn openmetadata_setup(extra: &str) -> (TestKey, JwksServer, TestGateway) {
     // Both sources must have loaded before the first request.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let keys: serde_json::Value = crate::support::client()
-            .get(gateway.admin_url("/keys"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let keys: serde_json::Value = gateway.keys().await;
         let count = keys["keys"].as_array().map_or(0, Vec::len);
         if count >= 2 || (extra.contains("trustServerKey: false") && count >= 1) {
             break;
@@ -351,14 +344,7 @@ async fn openmetadata_key_is_trusted_without_being_listed_and_only_for_its_issue
         ..tokens.request()
     });
     assert_eq!(status_with(&gateway, &foreign_issuer).await, 401);
-    let keys: serde_json::Value = crate::support::client()
-        .get(gateway.admin_url("/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: serde_json::Value = gateway.keys().await;
     let om = keys["keys"]
         .as_array()
         .unwrap()

@@ -88,6 +88,18 @@ impl TestGateway {
     }
 
     /// One scrape of `/metrics`, parsed: assert on series with `value`/`get`, never substrings.
+    /// `GET /keys` on the admin listener: the trusted keys, their sources and the drain view.
+    pub async fn keys(&self) -> serde_json::Value {
+        super::client()
+            .get(self.admin_url("/keys"))
+            .send()
+            .await
+            .expect("/keys")
+            .json()
+            .await
+            .expect("/keys is JSON")
+    }
+
     pub async fn metrics(&self) -> super::prometheus::Exposition {
         super::prometheus::scrape(&self.admin_url("/metrics")).await
     }
