@@ -190,11 +190,12 @@ impl Judge {
             }
         };
         let fingerprint = Some(authenticated.fingerprint);
+        let digest = authenticated.digest;
         let principal = authenticated.principal;
         let refuse_with = |rejection: Rejection, route: String| {
             Err(refused(rejection, route, fingerprint.clone()))
         };
-        if let Some(rejection) = self.server_refuses(headers).await {
+        if let Some(rejection) = self.server_refuses(headers, &digest).await {
             return refuse_with(rejection, route_name());
         }
         // JwtFilter.filter: a non-empty X-Impersonate-User from anyone but a bot is refused.
@@ -239,10 +240,14 @@ impl Judge {
 
     /// The opt-in revocation check: `Some` when the server no longer accepts the (verified)
     /// token, or cannot be asked and the check fails closed.
-    async fn server_refuses(&self, headers: &http::HeaderMap) -> Option<Rejection> {
+    async fn server_refuses(
+        &self,
+        headers: &http::HeaderMap,
+        digest: &TokenDigest,
+    ) -> Option<Rejection> {
         let check = self.revocation.as_ref()?;
         let token = bearer_token(headers).ok()?;
-        match check.standing(token, &TokenDigest::of(token)).await {
+        match check.standing(token, digest).await {
             Standing::Accepted => None,
             Standing::Revoked => Some(Rejection::Auth(AuthError::Revoked)),
             Standing::Unavailable => Some(Rejection::RevocationUnavailable),

@@ -42,8 +42,15 @@ impl<'a> Question<'a> {
         uri: &'a http::Uri,
         headers: &'a HeaderMap,
     ) -> Result<Question<'a>, Rejection> {
+        // hyper parses the standard methods into their constants; only an extension method
+        // (`delete`, `FOO`) needs looking at again.
+        let method = if is_standard(method) {
+            method.clone()
+        } else {
+            checked_method(method.as_str())?
+        };
         Ok(Question {
-            method: checked_method(method.as_str())?,
+            method,
             path: path_readings(uri.path())?,
             query: uri.query(),
             headers,
@@ -156,6 +163,21 @@ fn split_target(target: &str) -> (&str, Option<&str>) {
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     }
+}
+
+fn is_standard(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::OPTIONS
+            | Method::TRACE
+            | Method::CONNECT
+    )
 }
 
 /// Method tokens are case-sensitive (RFC 9110 §9.1) and so are JAX-RS's `@GET`/`@DELETE`: a

@@ -123,6 +123,9 @@ pub struct VerifySettings {
 pub struct Authenticated {
     pub principal: Arc<Principal>,
     pub fingerprint: String,
+    /// SHA-256 of the token, computed once per request (the cache key; the revocation check's
+    /// key too).
+    pub digest: TokenDigest,
     pub cache_hit: bool,
 }
 
@@ -205,6 +208,7 @@ impl Authenticator {
             return Ok(Authenticated {
                 principal,
                 fingerprint: digest.fingerprint(),
+                digest,
                 cache_hit: true,
             });
         }
@@ -220,6 +224,7 @@ impl Authenticator {
         Ok(Authenticated {
             principal,
             fingerprint: digest.fingerprint(),
+            digest,
             cache_hit: false,
         })
     }
