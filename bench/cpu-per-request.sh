@@ -5,8 +5,9 @@
 # usage: bench/cpu-per-request.sh ROUNDS BINARY...
 # env:   SECONDS_LOAD=5 CONNS=32 WORKERS= (server.workers) ACCESS_LOG=false GWBENCH_DIR=/tmp/gwbench
 # Per binary and round: start it, 2 s hot warm-up, read utime/stime from /proc/PID/stat, a
-# SECONDS_LOAD hot wrk run, read again; prints req/s and user/system µs per request. nginx-plain
-# (no auth) is measured after each round with the same wrk command.
+# SECONDS_LOAD hot wrk run, read again; prints req/s, user/system µs per request and each proxy
+# worker thread's CPU ticks (how evenly the connections were spread). nginx-plain
+# (no auth) is measured after each round with the same wrk command, its CPU from its processes.
 # Needs the shared harness (../shared/bench/setup.sh); starts and stops the upstream and
 # nginx-plain if they were not running. Everything on 127.0.0.1; every run is bounded.
 set -euo pipefail
@@ -72,13 +73,37 @@ for ((r = 1; r <= ROUNDS; r++)); do
         read -r u0 s0 < <(times "$PID")
         out=$(hot "$LOAD" http://127.0.0.1:18080/api/v1/tables)
         read -r u1 s1 < <(times "$PID")
+        # CPU ticks of each proxy worker thread since start: how evenly the load was spread.
+        split=$(for t in /proc/"$PID"/task/*; do
+            [[ $(cat "$t/comm") == om-gateway-w* ]] && awk '{printf "%d/", $14 + $15}' "$t/stat"
+        done)
         kill "$PID"
         wait "$PID" 2>/dev/null || true
         PID=
         n=$(awk '/requests in/ {print $1}' <<<"$out")
         rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
         awk -v r="$r" -v b="$bin" -v rps="$rps" -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$TICK" \
-            'BEGIN {printf "round %d  %-40s %9s req/s  user %5.1f us/req  sys %5.1f us/req\n", r, b, rps, du / t * 1e6 / n, ds / t * 1e6 / n}'
+-v ticks="${split%/}" \
+            'BEGIN {printf "round %d  %-40s %9s req/s  user %5.1f us/req  sys %5.1f us/req  worker ticks %s\n", r, b, rps, du / t * 1e6 / n, ds / t * 1e6 / n, ticks}'
     done
-    printf 'round %d  %-40s %9s req/s\n' "$r" nginx-plain "$(hot "$LOAD" http://127.0.0.1:18001/api/v1/tables | awk '/Requests\/sec/ {print $2}')"
+    # nginx-plain's processes (master and workers) measured the same way.
+    master=$(cat "$WORK/run/nginx-plain.pid")
+    nginx_pids="$master $(pgrep -P "$master" | tr '\n' ' ')"
+    nginx_ticks() {
+        local pid user=0 sys=0 u s
+        for pid in $nginx_pids; do
+            [[ -r /proc/$pid/stat ]] || continue
+            read -r u s < <(times "$pid")
+            user=$((user + u)) sys=$((sys + s))
+        done
+        echo "$user $sys"
+    }
+    hot 2 http://127.0.0.1:18001/api/v1/tables >/dev/null
+    read -r u0 s0 < <(nginx_ticks)
+    out=$(hot "$LOAD" http://127.0.0.1:18001/api/v1/tables)
+    read -r u1 s1 < <(nginx_ticks)
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    awk -v r="$r" -v rps="$rps" -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$TICK" \
+        'BEGIN {printf "round %d  %-40s %9s req/s  user %5.1f us/req  sys %5.1f us/req\n", r, "nginx-plain", rps, du / t * 1e6 / n, ds / t * 1e6 / n}'
 done

@@ -78,7 +78,7 @@ mod tests {
             .into_iter()
             .map(|d| d.name)
             .collect();
-        assert_eq!(described.len(), 18, "{described:?}");
+        assert_eq!(described.len(), 19, "{described:?}");
         for line in metrics.render().lines() {
             if let Some(family) = line.strip_prefix("# TYPE ") {
                 let name = family.split(' ').next().unwrap();

@@ -25,6 +25,9 @@ pub struct Metrics {
     /// like the above; a kid that was never published is never a label).
     pub retired_kid_presentations_total: IntCounterVec,
     pub inflight_requests: IntGauge,
+    /// Client connections each proxy worker serves now (`worker` = 0..server.workers). The
+    /// listener's balancing reads these: a connection goes to the worker with the fewest.
+    pub worker_connections: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub config_reloads_total: IntCounterVec,
     pub config_last_reload_success: Gauge,
@@ -131,6 +134,13 @@ impl Metrics {
             inflight_requests: register!(IntGauge::new(
                 "om_gateway_inflight_requests",
                 "Requests being served now."
+            )),
+            worker_connections: register!(IntGaugeVec::new(
+                Opts::new(
+                    "om_gateway_worker_connections",
+                    "Client connections each proxy worker is serving now."
+                ),
+                &["worker"]
             )),
             build_info: register!(IntGaugeVec::new(
                 Opts::new(
@@ -245,6 +255,7 @@ impl Metrics {
             jwks_keys_dropped_total,
             token_cache_requests_total,
             inflight_requests,
+            worker_connections,
             build_info,
             config_reloads_total,
             config_last_reload_success,
@@ -254,7 +265,7 @@ impl Metrics {
             server_config_reads_total,
             server_config_last_success_timestamp_seconds,
         } = self;
-        let all: [(&dyn Collector, MetricKind); 18] = [
+        let all: [(&dyn Collector, MetricKind); 19] = [
             (requests_total, MetricKind::Counter),
             (request_duration_seconds, MetricKind::Histogram),
             (upstream_duration_seconds, MetricKind::Histogram),
@@ -265,6 +276,7 @@ impl Metrics {
             (jwks_keys_dropped_total, MetricKind::Counter),
             (token_cache_requests_total, MetricKind::Counter),
             (inflight_requests, MetricKind::Gauge),
+            (worker_connections, MetricKind::Gauge),
             (build_info, MetricKind::Gauge),
             (config_reloads_total, MetricKind::Counter),
             (config_last_reload_success, MetricKind::Gauge),

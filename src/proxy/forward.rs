@@ -441,7 +441,10 @@ impl Forwarder {
             let (mut sender, pooled) = match self.pools.take(slot) {
                 Some(sender) => (sender, true),
                 None => {
-                    let sender = self.connector.connect().await?;
+                    // Boxed: resolving, connecting and a TLS handshake make a future of several
+                    // KiB that every request's future would otherwise carry (and copy) inline,
+                    // for a path only a new connection takes.
+                    let sender = Box::pin(self.connector.connect()).await?;
                     start_sweeper(&self.pools, slot);
                     (sender, false)
                 }

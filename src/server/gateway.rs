@@ -200,9 +200,12 @@ impl Gateway {
         // requestTimeout bounds everything until the response head: authentication (including
         // a key refetch), reading the first body frame, and the upstream's answer.
         let request_timeout = runtime.config.server.request_timeout;
-        let serving = self
-            .serve(&runtime, request, peer, tls, &request_id)
-            .instrument(span);
+        // Boxed once: the request's whole future (judge, forwarder, feed cookie) is several KiB,
+        // and every wrapper (span, timeout, hyper's dispatcher) would otherwise copy it inline.
+        let serving = Box::pin(
+            self.serve(&runtime, request, peer, tls, &request_id)
+                .instrument(span),
+        );
         let (mut response, outcome) = match tokio::time::timeout(request_timeout, serving).await {
             Ok(served) => served,
             Err(_) => (

@@ -9,16 +9,20 @@
 
 use super::gateway::Gateway;
 use crate::admin;
+use crate::metrics::Metrics;
 use crate::tls::ReloadingTls;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use prometheus::IntGauge;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Limits applied to every client connection.
 #[derive(Debug, Clone)]
@@ -88,17 +92,22 @@ pub struct ProxyShared {
 /// Start `workers` threads, each running its own single-threaded event loop that accepts from
 /// (a duplicate of) `listener`, serves its connections and keeps its own upstream connections.
 /// A request is parsed, checked, forwarded and answered on one thread, with no hand-off between
-/// threads. Returns a task that finishes when every worker has drained.
+/// threads. A new connection may cross threads once, before its first byte is read: the worker
+/// that accepted it hands it to the worker serving the fewest connections (`Balancer`). Returns
+/// a task that finishes when every worker has drained.
 pub fn spawn_proxy_workers(
     listener: std::net::TcpListener,
     workers: usize,
     shared: ProxyShared,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
+    let (balancer, inboxes) = Balancer::new(workers, &shared.gateway.metrics);
+    let balancer = Arc::new(balancer);
     let mut finished = Vec::with_capacity(workers);
-    for index in 0..workers {
+    for (index, inbox) in inboxes.into_iter().enumerate() {
         let listener = listener.try_clone()?;
         let shared = shared.clone();
+        let balancer = balancer.clone();
         let (done, finished_one) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -109,7 +118,14 @@ pub fn spawn_proxy_workers(
                 crate::proxy::forward::enter_worker(index);
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(listener) => serve_proxy(listener, shared).await,
+                        Ok(listener) => {
+                            let worker = Worker {
+                                index,
+                                balancer,
+                                inbox,
+                            };
+                            serve_proxy(listener, shared, worker).await
+                        }
                         Err(error) => tracing::error!(%error, worker = index, "cannot listen"),
                     }
                 });
@@ -126,8 +142,103 @@ pub fn spawn_proxy_workers(
     }))
 }
 
+/// A connection on its way to the worker that will serve it: the socket (not yet read from),
+/// the client's address, its `maxConnections` slot and its place in the target's count.
+struct Handed {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+    open: OpenConnection,
+}
+
+/// Spreads connections over the workers. Every worker accepts (whichever the kernel wakes
+/// first); one that accepted while another serves fewer connections passes the socket on. Left
+/// to the accept race, one worker took all 32 of a benchmark's connections in two runs of three
+/// and served them on one core beside an idle one.
+struct Balancer {
+    /// Connections per worker, as exported in `om_gateway_worker_connections{worker}`.
+    open: Box<[IntGauge]>,
+    inboxes: Box<[mpsc::UnboundedSender<Handed>]>,
+}
+
+impl Balancer {
+    fn new(workers: usize, metrics: &Metrics) -> (Balancer, Vec<mpsc::UnboundedReceiver<Handed>>) {
+        let (senders, receivers) = (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
+        let balancer = Balancer {
+            open: (0..workers)
+                .map(|worker| {
+                    metrics
+                        .worker_connections
+                        .with_label_values(&[&worker.to_string()])
+                })
+                .collect(),
+            inboxes: Vec::into_boxed_slice(senders),
+        };
+        (balancer, receivers)
+    }
+
+    /// The worker that should serve a connection `accepted_by` took: itself unless another
+    /// serves fewer (the first such with the fewest). Counted on that worker at once, so that
+    /// the next decision, on any thread, sees it.
+    fn assign(&self, accepted_by: usize) -> (usize, OpenConnection) {
+        let count = |worker: usize| self.open[worker].get();
+        let mut target = accepted_by;
+        for worker in 0..self.open.len() {
+            if count(worker) < count(target) {
+                target = worker;
+            }
+        }
+        (target, OpenConnection::count(self.open[target].clone()))
+    }
+}
+
+/// One proxy worker's identity in the balancing: its index and where handed connections arrive.
+struct Worker {
+    index: usize,
+    balancer: Arc<Balancer>,
+    inbox: mpsc::UnboundedReceiver<Handed>,
+}
+
+/// What the accept loop does next.
+enum Next {
+    Accepted(TcpStream, SocketAddr, OwnedSemaphorePermit),
+    Handed(Handed),
+    Stop,
+}
+
+/// Wait for a free `maxConnections` slot, then accept. Cancel-safe: dropped while waiting, it
+/// gives the slot back and loses no connection.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    // Wait for a free slot before accepting: excess connections queue in the backlog
+    // instead of being accepted and starved.
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => return Some((stream, peer, slot)),
+            Err(error) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// How every connection of one worker is served: the shared settings and this worker's
+/// protocol builders and graceful-shutdown watcher.
+struct Server {
+    tls: Option<Arc<ReloadingTls>>,
+    gateway: Arc<Gateway>,
+    builders: Arc<Builders>,
+    first_byte_timeout: Duration,
+    graceful: GracefulShutdown,
+}
+
 /// Serve the proxy until `shutdown` flips, then drain for at most the grace period.
-async fn serve_proxy(listener: TcpListener, shared: ProxyShared) {
+async fn serve_proxy(listener: TcpListener, shared: ProxyShared, mut worker: Worker) {
     let ProxyShared {
         tls,
         gateway,
@@ -138,34 +249,98 @@ async fn serve_proxy(listener: TcpListener, shared: ProxyShared) {
     if *shutdown.borrow() {
         return;
     }
-    let builders = Arc::new(Builders::new(&settings));
-    let graceful = GracefulShutdown::new();
+    let server = Server {
+        tls,
+        gateway,
+        builders: Arc::new(Builders::new(&settings)),
+        first_byte_timeout: settings.header_read_timeout,
+        graceful: GracefulShutdown::new(),
+    };
     loop {
-        // Wait for a free slot before accepting: excess connections queue in the backlog
-        // instead of being accepted and starved.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
+        let next = tokio::select! {
+            Some(handed) = worker.inbox.recv() => Next::Handed(handed),
+            accepted = accept(&listener, &slots) => match accepted {
+                Some((stream, peer, slot)) => Next::Accepted(stream, peer, slot),
+                None => Next::Stop,
             },
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => Next::Stop,
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        match next {
+            Next::Stop => break,
+            Next::Handed(handed) => server.serve_handed(handed),
+            Next::Accepted(stream, peer, slot) => {
+                let (target, open) = worker.balancer.assign(worker.index);
+                if target == worker.index {
+                    server.serve(stream, peer, slot, open);
                     continue;
                 }
-            },
-            _ = shutdown.changed() => break,
-        };
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        tracing::debug!(%error, %peer, "cannot hand a connection over");
+                        continue;
+                    }
+                };
+                let handed = Handed {
+                    stream,
+                    peer,
+                    slot,
+                    open,
+                };
+                // The other worker has stopped (shutdown): serve it here.
+                if let Err(mpsc::error::SendError(handed)) =
+                    worker.balancer.inboxes[target].send(handed)
+                {
+                    server.serve_handed(handed);
+                }
+            }
+        }
+    }
+    drop(listener);
+    // Connections handed to this worker before it stopped are still served, within the drain.
+    worker.inbox.close();
+    while let Ok(handed) = worker.inbox.try_recv() {
+        server.serve_handed(handed);
+    }
+    let Server { graceful, .. } = server;
+    if tokio::time::timeout(settings.shutdown_grace_period, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing connections still open");
+    }
+}
+
+impl Server {
+    fn serve_handed(&self, handed: Handed) {
+        let Handed {
+            stream,
+            peer,
+            slot,
+            open,
+        } = handed;
+        match TcpStream::from_std(stream) {
+            Ok(stream) => self.serve(stream, peer, slot, open),
+            Err(error) => tracing::debug!(%error, %peer, "cannot take a handed connection"),
+        }
+    }
+
+    /// Serve one client connection on this worker's event loop until it closes.
+    fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+        open: OpenConnection,
+    ) {
         let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
-        let (tls, gateway, builders) = (tls.clone(), gateway.clone(), builders.clone());
-        let first_byte_timeout = settings.header_read_timeout;
+        let watcher = self.graceful.watcher();
+        let (tls, gateway, builders) = (
+            self.tls.clone(),
+            self.gateway.clone(),
+            self.builders.clone(),
+        );
+        let first_byte_timeout = self.first_byte_timeout;
         tokio::spawn(async move {
             let is_tls = tls.is_some();
             let service = service_fn(move |request| {
@@ -212,15 +387,25 @@ async fn serve_proxy(listener: TcpListener, shared: ProxyShared) {
             if let Err(error) = result {
                 tracing::debug!(error = %error, %peer, "connection ended with an error");
             }
+            drop(open);
             drop(slot);
         });
     }
-    drop(listener);
-    if tokio::time::timeout(settings.shutdown_grace_period, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over; closing connections still open");
+}
+
+/// One open client connection, counted on its worker's gauge until dropped.
+struct OpenConnection(prometheus::IntGauge);
+
+impl OpenConnection {
+    fn count(gauge: prometheus::IntGauge) -> OpenConnection {
+        gauge.inc();
+        OpenConnection(gauge)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

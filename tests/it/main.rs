@@ -25,3 +25,4 @@ mod revocation;
 mod smuggling;
 mod startup_settings;
 mod tls;
+mod workers;
