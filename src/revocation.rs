@@ -14,7 +14,7 @@
 
 use crate::metrics::Metrics;
 use crate::proxy::UpstreamConfig;
-use crate::verify::TokenDigest;
+use crate::verify::{DigestHashing, TokenDigest};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -78,7 +78,7 @@ pub struct RevocationCheck {
     client: reqwest::Client,
     url: String,
     /// Token digest → the server's answer, shared by concurrent requests with the same token.
-    answers: moka::sync::Cache<TokenDigest, Arc<OnceCell<Standing>>>,
+    answers: moka::sync::Cache<TokenDigest, Arc<OnceCell<Standing>>, DigestHashing>,
     metrics: Arc<Metrics>,
 }
 
@@ -116,7 +116,7 @@ impl RevocationCheck {
             answers: moka::sync::Cache::builder()
                 .max_capacity(settings.max_entries)
                 .time_to_live(settings.recheck_interval)
-                .build(),
+                .build_with_hasher(DigestHashing),
             settings: settings.clone(),
             metrics,
         }))

@@ -27,12 +27,13 @@ use crate::proxy::websocket::WebSocketHandshake;
 use crate::proxy::{Forwarder, GatewayBody, RequestBody};
 use crate::revocation::RevocationCheck;
 use crate::verify::{Authenticator, Principal};
+use arc_swap::ArcSwap;
 use http::{HeaderMap, Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -102,7 +103,9 @@ impl Outcome {
 }
 
 pub struct Gateway {
-    runtime: RwLock<Arc<Runtime>>,
+    /// The current generation. Every request loads it (a lock-free read and one reference
+    /// count); a reload stores the next one, and requests in flight keep theirs.
+    runtime: ArcSwap<Runtime>,
     /// Proxy worker threads started with the process (`server.workers` at start).
     pub workers: usize,
     pub metrics: Arc<Metrics>,
@@ -138,7 +141,7 @@ impl Gateway {
             workers,
             follower: crate::follow::Follower::new(runtime.config.clone(), metrics.clone()),
             feed_sessions: runtime.judge.feed_sessions().clone(),
-            runtime: RwLock::new(Arc::new(runtime)),
+            runtime: ArcSwap::from_pointee(runtime),
             metrics,
             draining: AtomicBool::new(false),
             request_ids: RequestIds::new(),
@@ -157,19 +160,12 @@ impl Gateway {
 
     /// The current configuration generation.
     pub fn runtime(&self) -> Arc<Runtime> {
-        match self.runtime.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.runtime.load_full()
     }
 
     /// Swap in a new generation; requests in flight finish on the old one.
     pub fn replace_runtime(&self, runtime: Runtime) {
-        let fresh = Arc::new(runtime);
-        match self.runtime.write() {
-            Ok(mut guard) => *guard = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
-        }
+        self.runtime.store(Arc::new(runtime));
     }
 
     pub fn start_draining(&self) {

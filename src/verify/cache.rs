@@ -2,7 +2,7 @@
 //! a lookup instead of an RSA verification. An entry is never served past `tokenCache.ttl` nor past
 //! the token's `exp` (plus skew), and leaves at once when its signing key leaves its source.
 
-use super::bearer::TokenDigest;
+use super::bearer::{DigestHashing, TokenDigest};
 use super::claims::Principal;
 use moka::sync::Cache;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Cache<TokenDigest, Arc<Principal>>,
+    inner: Cache<TokenDigest, Arc<Principal>, DigestHashing>,
     clock_skew: u64,
 }
 
@@ -24,7 +24,7 @@ impl TokenCache {
             .max_capacity(max_entries)
             .time_to_live(ttl)
             .support_invalidation_closures()
-            .build();
+            .build_with_hasher(DigestHashing);
         TokenCache {
             inner,
             clock_skew: clock_skew.as_secs(),

@@ -13,7 +13,7 @@ mod token;
 #[cfg(test)]
 mod tests;
 
-pub use bearer::{bearer_token, fingerprint, TokenDigest};
+pub use bearer::{bearer_token, fingerprint, DigestHashing, TokenDigest};
 pub use cache::TokenCache;
 pub use claims::{
     check_claims, domain_of, ClaimRules, ClaimSettings, OpenMetadataIdentity, Principal,

@@ -238,3 +238,33 @@ fn equal_values_share_one_allocation_and_the_table_stays_bounded() {
     assert_eq!(&*first, "open-metadata.org");
     assert_eq!(&*roles, ["DataSteward".to_string()].as_slice());
 }
+
+/// The cache hashes a digest by its first eight bytes only; two digests that share them are
+/// still two entries, each answered with its own principal (equality is all 32 bytes).
+#[test]
+fn digests_sharing_their_hash_bytes_stay_distinct_entries() {
+    let cache = TokenCache::new(100, Duration::from_secs(60), Duration::from_secs(60));
+    let first = TokenDigest([7u8; 32]);
+    let mut second_bytes = [7u8; 32];
+    second_bytes[31] = 8;
+    let second = TokenDigest(second_bytes);
+    let mut bob = (*cached_principal(None)).clone();
+    bob.name = "bob".into();
+    cache.insert(first, cached_principal(None));
+    assert!(cache.get(&second).is_none(), "a different digest is a miss");
+    cache.insert(second, Arc::new(bob));
+    assert_eq!(
+        cache.get(&first).map(|p| p.name.clone()).as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        cache.get(&second).map(|p| p.name.clone()).as_deref(),
+        Some("bob")
+    );
+    cache.invalidate(&first);
+    assert!(cache.get(&first).is_none());
+    assert_eq!(
+        cache.get(&second).map(|p| p.name.clone()).as_deref(),
+        Some("bob")
+    );
+}
