@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Where a proxied request's CPU goes: the gateway under valgrind's callgrind (perf is not
-# available on this VM), one worker, a bounded wrk load, and the hottest frames per request.
+# Where a proxied request's CPU goes: the gateway under valgrind's callgrind (instructions, for
+# machines without perf; bench/perf-profile.sh measures time), one worker, a bounded wrk load, and
+# the hottest frames per request.
 #
 # usage: bench/profile.sh [hot|fresh]     (default hot: one token; fresh: a never-seen token each)
 # env:   GATEWAY_BIN=path  (skip the release build)   SECONDS_LOAD=10   CONNS=8
