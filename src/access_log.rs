@@ -10,7 +10,7 @@
 //! line is written. With `logFormat: text`, or before `install` (tests that build a gateway in
 //! process), the line goes through `tracing` as before.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -200,7 +200,7 @@ pub fn write_json(out: &mut Vec<u8>, line: &AccessLine<'_>, now: SystemTime) {
     out.extend_from_slice(b",\"route\":");
     json_str(out, line.route);
     out.extend_from_slice(b",\"status\":");
-    let _ = write!(out, "{}", line.status);
+    write_status(out, line.status);
     out.extend_from_slice(b",\"latency_ms\":");
     json_f64(out, line.latency_ms);
     if let Some(upstream) = line.upstream_ms {
@@ -239,7 +239,8 @@ fn json_f64(out: &mut Vec<u8>, value: f64) {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`, as tracing-subscriber's `SystemTime` timer writes it (UTC,
-/// microseconds, truncated).
+/// microseconds, truncated). The part up to the seconds changes once a second: each thread keeps
+/// it and writes only the microseconds per line.
 fn write_timestamp(out: &mut Vec<u8>, now: SystemTime) {
     let (secs, micros) = match now.duration_since(UNIX_EPOCH) {
         Ok(since) => (since.as_secs() as i64, since.subsec_micros()),
@@ -253,6 +254,32 @@ fn write_timestamp(out: &mut Vec<u8>, now: SystemTime) {
             }
         }
     };
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != Some(secs) {
+            cached.1.clear();
+            write_second(&mut cached.1, secs);
+            cached.0 = Some(secs);
+        }
+        out.extend_from_slice(&cached.1);
+    });
+    let mut digits = [b'0'; 6];
+    let mut rest = micros;
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.push(b'Z');
+}
+
+thread_local! {
+    /// The second last written by this thread and its `YYYY-MM-DDTHH:MM:SS.` text.
+    static SECOND: RefCell<(Option<i64>, Vec<u8>)> = const { RefCell::new((None, Vec::new())) };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of `secs` since the epoch.
+fn write_second(out: &mut Vec<u8>, secs: i64) {
     let days = secs.div_euclid(86_400);
     let of_day = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
@@ -265,14 +292,29 @@ fn write_timestamp(out: &mut Vec<u8>, now: SystemTime) {
     };
     let _ = write!(
         out,
-        "-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "-{:02}-{:02}T{:02}:{:02}:{:02}.",
         month,
         day,
         of_day / 3600,
         of_day / 60 % 60,
         of_day % 60,
-        micros
     );
+}
+
+/// A status code in decimal without going through `fmt`.
+fn write_status(out: &mut Vec<u8>, status: u16) {
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    let mut rest = status;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -423,5 +465,18 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "1969-12-31T23:59:59.999999Z"
         );
+        // The remembered second is replaced when the second changes, in either direction.
+        assert_eq!(at(1_796_083_199, 5), "2026-11-30T23:59:59.000005Z");
+        assert_eq!(at(1_796_083_200, 0), "2026-12-01T00:00:00.000000Z");
+        assert_eq!(at(1_796_083_199, 10), "2026-11-30T23:59:59.000010Z");
+    }
+
+    #[test]
+    fn status_codes_are_written_in_decimal() {
+        for status in [0u16, 7, 42, 101, 200, 404, 599, 999, 1000, 65_535] {
+            let mut out = Vec::new();
+            write_status(&mut out, status);
+            assert_eq!(String::from_utf8(out).unwrap(), status.to_string());
+        }
     }
 }
