@@ -24,6 +24,8 @@ pub struct UnverifiedToken<'a> {
     /// `base64(header).base64(claims)`: what the signature covers.
     pub signing_input: &'a str,
     pub signature: &'a str,
+    /// The signature's bytes, decoded once here (every RS256 candidate key checks these).
+    pub signature_bytes: Vec<u8>,
 }
 
 /// Parse the token's three parts. Fails on anything but a compact JWS with an accepted `alg`.
@@ -57,9 +59,10 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedToken<'_>, AuthError> 
     };
     let claims =
         decode_part(claims_part).ok_or(AuthError::Malformed("payload is not base64url JSON"))?;
-    if signature.is_empty() || URL_SAFE_NO_PAD.decode(signature).is_err() {
-        return Err(AuthError::Malformed("signature is not base64url"));
-    }
+    let signature_bytes = match URL_SAFE_NO_PAD.decode(signature) {
+        Ok(bytes) if !bytes.is_empty() => bytes,
+        _ => return Err(AuthError::Malformed("signature is not base64url")),
+    };
     Ok(UnverifiedToken {
         algorithm,
         kid,
@@ -67,6 +70,7 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedToken<'_>, AuthError> 
         claims,
         signing_input,
         signature,
+        signature_bytes,
     })
 }
 
@@ -140,27 +144,22 @@ pub async fn find_verifying_key(
             outcome = AuthError::KeyNotBound(key.key.kid.clone().unwrap_or_default());
             continue;
         }
-        let verified =
-            match (&key.key.rs256, token.algorithm) {
-                // Same check as jsonwebtoken's RS256 (PKCS#1 v1.5, SHA-256, 2048–8192 bits), on the
-                // key parsed once at load time.
-                (Some(parsed), Algorithm::RS256) => URL_SAFE_NO_PAD
-                    .decode(token.signature)
-                    .is_ok_and(|signature| {
-                        parsed
-                            .verify_sig(token.signing_input.as_bytes(), &signature)
-                            .is_ok()
-                    }),
-                _ => matches!(
-                    jsonwebtoken::crypto::verify(
-                        token.signature,
-                        token.signing_input.as_bytes(),
-                        &key.key.decoding_key,
-                        token.algorithm,
-                    ),
-                    Ok(true)
+        let verified = match (&key.key.rs256, token.algorithm) {
+            // Same check as jsonwebtoken's RS256 (PKCS#1 v1.5, SHA-256, 2048–8192 bits), on the
+            // key parsed once at load time.
+            (Some(parsed), Algorithm::RS256) => parsed
+                .verify_sig(token.signing_input.as_bytes(), &token.signature_bytes)
+                .is_ok(),
+            _ => matches!(
+                jsonwebtoken::crypto::verify(
+                    token.signature,
+                    token.signing_input.as_bytes(),
+                    &key.key.decoding_key,
+                    token.algorithm,
                 ),
-            };
+                Ok(true)
+            ),
+        };
         if verified {
             return Ok(key);
         }
