@@ -368,3 +368,52 @@ async fn a_tls_upstream_is_verified_with_the_configured_ca_file() {
         .unwrap();
     assert_eq!(response.status(), 502);
 }
+
+/// A TLS connection the accepting worker hands to another (`server::listen::Balancer`) is
+/// handshaken and served there, over HTTP/2 and HTTP/1.1 alike: four clients, each its own
+/// connection, end up two per worker and every request is answered.
+#[tokio::test]
+async fn tls_connections_spread_over_two_workers_are_served_on_either() {
+    let keys = keys().await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    install_cert(dir.path(), "server-one");
+    let yaml = format!(
+        "server:\n  workers: 2\n  tls:\n    certFile: {}\n    keyFile: {}\nupstream:\n  url: {}\nauthenticationConfiguration:\n  publicKeyUrls: [ \"{}\" ]\n",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display(),
+        upstream.url(),
+        keys.jwks.url(),
+    );
+    let gateway = TestGateway::start_ready(&yaml).await;
+    let url = format!(
+        "https://127.0.0.1:{}/api/v1/system/version",
+        gateway.proxy().port()
+    );
+    let mut clients = Vec::new();
+    for alpn in [
+        &[b"h2".as_slice()][..],
+        &[b"http/1.1"],
+        &[b"h2"],
+        &[b"http/1.1"],
+    ] {
+        let client = https_client(client_tls(&[&rustls::version::TLS13], alpn));
+        for _ in 0..2 {
+            let response = client.get(&url).send().await.expect("TLS request");
+            assert_eq!(response.status(), 200, "ALPN {alpn:?}");
+        }
+        clients.push(client);
+    }
+    let metrics = gateway.metrics().await;
+    let per_worker: Vec<f64> = ["0", "1"]
+        .iter()
+        .map(|worker| metrics.get("om_gateway_worker_connections", &[("worker", worker)]))
+        .collect();
+    assert_eq!(per_worker, vec![2.0, 2.0]);
+    let served = upstream
+        .received()
+        .iter()
+        .filter(|request| request.uri == "/api/v1/system/version")
+        .count();
+    assert_eq!(served, 8);
+}
