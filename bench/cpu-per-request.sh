@@ -101,7 +101,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         read -r u1 s1 < <(times "$PID")
         # CPU ticks of each proxy worker thread since start: how evenly the load was spread.
         split=$(for t in /proc/"$PID"/task/*; do
-            [[ $(cat "$t/comm") == om-gateway-w* ]] && awk '{printf "%d/", $14 + $15}' "$t/stat"
+            if [[ $(cat "$t/comm") == om-gateway-w* ]]; then awk '{printf "%d/", $14 + $15}' "$t/stat"; fi
         done)
         kill "$PID"
         wait "$PID" 2>/dev/null || true

@@ -12,7 +12,8 @@
 #           more tokens than a run can send (fresh.lua reports a wrap if not).
 #   pair    the issue-17 table in one run: two gateways side by side, the default configuration
 #           (access log on, JSON lines to a file; :18080) and `accessLog: false` (:18081), beside
-#           direct, nginx-plain, nginx-log and haproxy-jwt (PAIR_PEERS), via run.sh.
+#           direct, nginx-plain, nginx-log and haproxy-jwt (PAIR_PEERS), via run.sh; with
+#           BARE_RELAY=path (examples/bare_relay, release) also the relay alone, as bare-relay.
 #   rss     VmRSS of the gateway idle after start, then after 100,000 distinct tokens went through
 #           it (cache full at its default maxEntries 100000), then after a hot run.
 #
@@ -262,11 +263,24 @@ PY
         cp "$saved" "$GWD/gateway.yaml"
         for _ in $(seq 200); do curl -fs -o /dev/null http://127.0.0.1:19091/readyz && break; sleep 0.05; done
         log "pair: gateway-log=:$GW_PORT (access log to $GWD/gateway.log) gateway-nolog=:18081"
-        PEERS=${PAIR_PEERS:-direct nginx-plain nginx-log haproxy-jwt} "$SHARED/run.sh" \
-            "gateway-log=http://127.0.0.1:$GW_PORT" "gateway-nolog=http://127.0.0.1:18081" | tee "$RESULTS/pair.txt"
+        extra=()
+        BARE_PID=
+        if [[ -n ${BARE_RELAY:-} ]]; then
+            # The relay alone (examples/bare_relay.rs): no auth, so it fails the auth check;
+            # FORCE=1 loads it anyway (every other peer passes or is open).
+            BARE_LISTEN=127.0.0.1:18082 BARE_READY=127.0.0.1:19092 "$BARE_RELAY" >"$GWD/bare-relay.log" 2>&1 &
+            BARE_PID=$!
+            trap 'kill -TERM $NOLOG_PID $BARE_PID 2>/dev/null; cleanup' EXIT
+            for _ in $(seq 200); do curl -fs -o /dev/null http://127.0.0.1:19092/ && break; sleep 0.05; done
+            extra=("bare-relay=http://127.0.0.1:18082")
+            log "pair: bare-relay=:18082 ($BARE_RELAY)"
+        fi
+        FORCE=${BARE_RELAY:+1} PEERS=${PAIR_PEERS:-direct nginx-plain nginx-log haproxy-jwt} "$SHARED/run.sh" \
+            "gateway-log=http://127.0.0.1:$GW_PORT" "gateway-nolog=http://127.0.0.1:18081" "${extra[@]}" | tee "$RESULTS/pair.txt"
         stop_gateway
-        kill -TERM "$NOLOG_PID" 2>/dev/null || true
+        kill -TERM "$NOLOG_PID" ${BARE_PID:+"$BARE_PID"} 2>/dev/null || true
         wait "$NOLOG_PID" 2>/dev/null || true
+        [[ -n $BARE_PID ]] && { wait "$BARE_PID" 2>/dev/null || true; }
         ;;
     rss)
         tokens=$WORK/fresh/tokens.txt

@@ -407,6 +407,43 @@ async fn oversized_headers_get_431_in_json() {
     assert!(upstream.received().is_empty());
 }
 
+/// A GET with exactly `lines` header lines (Host, Connection, Authorization, and padding).
+async fn request_with_lines(
+    address: std::net::SocketAddr,
+    authorization: &str,
+    lines: usize,
+) -> u16 {
+    let names: Vec<String> = (0..lines - 3)
+        .map(|index| format!("x-extra-{index}"))
+        .collect();
+    let mut headers = vec![("authorization", authorization)];
+    headers.extend(names.iter().map(|name| (name.as_str(), "1")));
+    crate::support::raw::raw_request(address, "GET", "/api/v1/tables", &headers)
+        .await
+        .status
+}
+
+/// More than 100 header lines (hyper's default, parsed without allocating) are 431 from hyper
+/// itself, and nothing is forwarded; 100 reach the gateway's own checks.
+#[tokio::test]
+async fn a_head_with_more_than_100_header_lines_is_431() {
+    let upstream = Upstream::start().await;
+    let setup = gateway_for(&upstream.url(), "").await;
+    let bearer = format!("Bearer {}", token(&setup));
+    let address = setup.gateway.proxy();
+    // (The test upstream, hyper with its defaults, takes 100 lines too, and the gateway adds its
+    // own forwarding and identity headers: 85 leave room for them.)
+    assert_eq!(request_with_lines(address, &bearer, 85).await, 200);
+    // Exactly 100 reach the gateway's own checks: a bad token is its 401, not hyper's 431.
+    assert_eq!(
+        request_with_lines(address, "Bearer not-a-token", 100).await,
+        401
+    );
+    assert_eq!(upstream.received().len(), 1);
+    assert_eq!(request_with_lines(address, &bearer, 101).await, 431);
+    assert_eq!(upstream.received().len(), 1, "nothing more forwarded");
+}
+
 #[tokio::test]
 async fn connections_past_max_connections_wait_for_a_free_slot() {
     let upstream = Upstream::start().await;
