@@ -440,6 +440,12 @@ async fn a_head_with_more_than_100_header_lines_is_431() {
         401
     );
     assert_eq!(upstream.received().len(), 1);
+    // 101 are refused before anything is judged: hyper's 431, not the gateway's 401 (with the
+    // old limit of 1000 this was the 401).
+    assert_eq!(
+        request_with_lines(address, "Bearer not-a-token", 101).await,
+        431
+    );
     assert_eq!(request_with_lines(address, &bearer, 101).await, 431);
     assert_eq!(upstream.received().len(), 1, "nothing more forwarded");
 }
