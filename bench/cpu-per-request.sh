@@ -26,27 +26,13 @@ LOAD=${SECONDS_LOAD:-5}
 CONNS=${CONNS:-32}
 TICK=$(getconf CLK_TCK)
 DIR=$WORK/cpu
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 mkdir -p "$DIR"
 [[ -s $WORK/tokens/hot.jwt ]] || "$SHARED/setup.sh"
 HOT=$(head -1 "$WORK/tokens/hot.jwt")
 
-cat >"$DIR/gateway.yaml" <<EOF
-server:
-  listen: 127.0.0.1:18080
-  adminListen: 127.0.0.1:19090
-  logFormat: json
-  accessLog: ${ACCESS_LOG:-false}
-upstream:
-  url: http://127.0.0.1:18585
-authenticationConfiguration:
-  provider: custom-oidc
-  publicKeyUrls: [ "http://127.0.0.1:18586/jwks.json" ]
-  jwtPrincipalClaims: [ email, preferred_username, sub ]
-authorizerConfiguration:
-  principalDomain: open-metadata.org
-tokenCache: { maxEntries: 100000, ttl: 5m }
-EOF
-[[ -n ${WORKERS:-} ]] && sed -i "s/^  logFormat: json$/  logFormat: json\n  workers: $WORKERS/" "$DIR/gateway.yaml"
+bench_gateway_yaml "${ACCESS_LOG:-false}" "${WORKERS:-}" >"$DIR/gateway.yaml"
 
 STARTED=()
 PID=

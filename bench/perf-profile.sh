@@ -20,6 +20,8 @@ LOAD=${SECONDS_LOAD:-4}
 CONNS=${CONNS:-32}
 FREQ=${FREQ:-1000}
 OUT=$WORK/perf
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 mkdir -p "$OUT"
 
 die() { echo "perf-profile.sh: $*" >&2; exit 1; }
@@ -34,28 +36,9 @@ if [[ -z ${GATEWAY_BIN:-} ]]; then
     GATEWAY_BIN=$OUT/om-gateway
 fi
 
-cat >"$OUT/gateway.yaml" <<EOF
-server:
-  listen: 127.0.0.1:18080
-  adminListen: 127.0.0.1:19090
-  logFormat: json
-  accessLog: ${ACCESS_LOG:-true}
-upstream:
-  url: http://127.0.0.1:18585
-authenticationConfiguration:
-  provider: custom-oidc
-  publicKeyUrls: [ "http://127.0.0.1:18586/jwks.json" ]
-  jwtPrincipalClaims: [ email, preferred_username, sub ]
-authorizerConfiguration:
-  principalDomain: open-metadata.org
-tokenCache: { maxEntries: 100000, ttl: 5m }
-EOF
+bench_gateway_yaml "${ACCESS_LOG:-true}" >"$OUT/gateway.yaml"
 
-STARTED_UPSTREAM=
-if ! "$SHARED/servers.sh" status upstream | grep -q running; then
-    "$SHARED/servers.sh" start upstream >/dev/null
-    STARTED_UPSTREAM=1
-fi
+start_upstream_unless_running
 PID=
 cleanup() {
     [[ -n $PID ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null

@@ -21,6 +21,8 @@ MODE=${1:-hot}
 LOAD=${SECONDS_LOAD:-10}
 CONNS=${CONNS:-8}
 OUT=$WORK/profile
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 mkdir -p "$OUT"
 
 die() { echo "profile.sh: $*" >&2; exit 1; }
@@ -36,29 +38,9 @@ if [[ $MODE == fresh ]]; then
     [[ -s $WORK/fresh/tokens.txt ]] || die "fresh needs $WORK/fresh/tokens.txt (bench/run-gateway.sh fresh mints it)"
 fi
 
-cat >"$OUT/gateway.yaml" <<EOF
-server:
-  listen: 127.0.0.1:18080
-  adminListen: 127.0.0.1:19090
-  logFormat: json
-  accessLog: false
-  workers: 1
-upstream:
-  url: http://127.0.0.1:18585
-authenticationConfiguration:
-  provider: custom-oidc
-  publicKeyUrls: [ "http://127.0.0.1:18586/jwks.json" ]
-  jwtPrincipalClaims: [ email, preferred_username, sub ]
-authorizerConfiguration:
-  principalDomain: open-metadata.org
-tokenCache: { maxEntries: 100000, ttl: 5m }
-EOF
+bench_gateway_yaml false 1 >"$OUT/gateway.yaml"
 
-STARTED_UPSTREAM=
-if ! "$SHARED/servers.sh" status upstream | grep -q running; then
-    "$SHARED/servers.sh" start upstream >/dev/null
-    STARTED_UPSTREAM=1
-fi
+start_upstream_unless_running
 VG_PID=
 cleanup() {
     [[ -n $VG_PID ]] && kill -INT "$VG_PID" 2>/dev/null && wait "$VG_PID" 2>/dev/null
